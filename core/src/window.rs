@@ -1,0 +1,374 @@
+//! Fixed windows that roll over lazily, and the per-window counter that
+//! TAILDROP, RED, FEEDBACK, NETWORK, NOP and the interval limit share.
+//!
+//! # How a window rolls
+//! There is no timer. A window is opened by the first event; each later event
+//! first rolls the window forward if its time lies at or past the window's end.
+//! The result equals a timer that fired at every window boundary:
+//!
+//! * [`Anchor::Aligned`]: windows are `[epoch + k*interval, epoch + (k+1)*interval)`.
+//!   This is Kamailio's pipelimit timer (started at the epoch) and FreeSWITCH
+//!   mod_hiredis's `resource_<now/interval>` keys (with epoch 0).
+//! * [`Anchor::FirstEvent`]: a window starts at the first event at or after the
+//!   previous window's end and lasts one interval. This is FreeSWITCH mod_hash's
+//!   interval limit.
+//!
+//! When a window rolls, the window that just ended becomes the "last" window
+//! ([`Roll::Next`]). If at least one whole window passed without any event,
+//! the last window is an empty one ([`Roll::Idle`]): a timer that fired
+//! through the gap would have seen a counter of 0.
+//!
+//! # Time
+//! Times are `u64` nanoseconds from any monotonic origin the caller chooses.
+//! An event whose time lies *before* the current window's start (time went
+//! backwards, or two threads raced on their clock reads) is counted in the
+//! current window: windows never roll back. An aligned event before the epoch
+//! opens the window that starts at the epoch. A window that would end past
+//! `u64::MAX` ends at `u64::MAX`. Nothing here can overflow or panic.
+
+use crate::Error;
+
+/// Where windows start. See the [module docs](self).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Anchor {
+    /// Windows at `epoch + k * interval` (Kamailio pipelimit, FreeSWITCH mod_hiredis).
+    Aligned {
+        /// The time (ns) at which the first window starts.
+        epoch: u64,
+    },
+    /// A window starts at the first event after the previous window ended
+    /// (FreeSWITCH mod_hash).
+    FirstEvent,
+}
+
+/// A window length and anchor, validated (the interval is never 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Window {
+    interval: u64,
+    anchor: Anchor,
+}
+
+impl Window {
+    /// A window of `interval_ns` nanoseconds. Errors with
+    /// [`Error::ZeroInterval`] if the interval is 0.
+    pub const fn new(interval_ns: u64, anchor: Anchor) -> Result<Window, Error> {
+        if interval_ns == 0 {
+            return Err(Error::ZeroInterval);
+        }
+        Ok(Window {
+            interval: interval_ns,
+            anchor,
+        })
+    }
+
+    /// Windows aligned to `epoch + k * interval_ns`.
+    pub const fn aligned(interval_ns: u64, epoch: u64) -> Result<Window, Error> {
+        Window::new(interval_ns, Anchor::Aligned { epoch })
+    }
+
+    /// Windows that start at the first event after the previous one ended.
+    pub const fn first_event(interval_ns: u64) -> Result<Window, Error> {
+        Window::new(interval_ns, Anchor::FirstEvent)
+    }
+
+    /// The window length in nanoseconds (never 0).
+    pub const fn interval(&self) -> u64 {
+        self.interval
+    }
+
+    /// The anchor.
+    pub const fn anchor(&self) -> Anchor {
+        self.anchor
+    }
+
+    /// Start of the aligned window that contains `now` (the epoch's window
+    /// for times before the epoch).
+    fn aligned_floor(&self, epoch: u64, now: u64) -> u64 {
+        let since = now.saturating_sub(epoch);
+        epoch + since / self.interval * self.interval
+    }
+
+    /// Where the window containing `now` starts if one is opened at `now`.
+    fn open_at(&self, now: u64) -> u64 {
+        match self.anchor {
+            Anchor::Aligned { epoch } => self.aligned_floor(epoch, now),
+            Anchor::FirstEvent => now,
+        }
+    }
+
+    /// Moves `state` to the window of `now` and says how it moved.
+    pub(crate) fn advance(&self, state: &mut WindowState, now: u64) -> Roll {
+        if !state.open {
+            state.open = true;
+            state.start = self.open_at(now);
+            return Roll::Idle;
+        }
+        // Fast path: no division while inside the current window.
+        if now < state.start || now - state.start < self.interval {
+            return Roll::Same;
+        }
+        match self.anchor {
+            Anchor::Aligned { epoch } => {
+                let new = self.aligned_floor(epoch, now);
+                if new <= state.start {
+                    // Only reachable when the next window would start past u64::MAX.
+                    return Roll::Same;
+                }
+                let windows = (new - state.start) / self.interval;
+                state.start = new;
+                if windows == 1 {
+                    Roll::Next
+                } else {
+                    Roll::Idle
+                }
+            }
+            Anchor::FirstEvent => {
+                let end = state.start.saturating_add(self.interval);
+                state.start = now;
+                if now - end < self.interval {
+                    Roll::Next
+                } else {
+                    Roll::Idle
+                }
+            }
+        }
+    }
+}
+
+/// Where a window state stands: not yet opened, or the start of the current window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct WindowState {
+    pub(crate) start: u64,
+    pub(crate) open: bool,
+}
+
+impl WindowState {
+    /// The start (ns) of the current window, or `None` before the first event.
+    pub const fn start(&self) -> Option<u64> {
+        if self.open {
+            Some(self.start)
+        } else {
+            None
+        }
+    }
+}
+
+/// How a window moved on an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Roll {
+    /// Still the same window.
+    Same,
+    /// The next window: the one that just ended is the last window.
+    Next,
+    /// A later window, with at least one empty window in between (or the
+    /// very first window): the last window had no events.
+    Idle,
+}
+
+/// A counter per window with the previous window's total: what pipelimit's
+/// `counter` and `last_counter` are, without the timer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct WindowCounter {
+    window: Window,
+    state: WindowState,
+    counter: u32,
+    last: u32,
+}
+
+impl WindowCounter {
+    /// A counter over `window`, at zero.
+    pub const fn new(window: Window) -> WindowCounter {
+        WindowCounter {
+            window,
+            state: WindowState {
+                start: 0,
+                open: false,
+            },
+            counter: 0,
+            last: 0,
+        }
+    }
+
+    /// The window definition.
+    pub const fn window(&self) -> Window {
+        self.window
+    }
+
+    /// Where the current window stands.
+    pub const fn state(&self) -> WindowState {
+        self.state
+    }
+
+    /// Rolls to the window of `now` (last = the ended window's count, or 0).
+    pub(crate) fn roll(&mut self, now: u64) -> Roll {
+        let roll = self.window.advance(&mut self.state, now);
+        match roll {
+            Roll::Same => {}
+            Roll::Next => {
+                self.last = self.counter;
+                self.counter = 0;
+            }
+            Roll::Idle => {
+                self.last = 0;
+                self.counter = 0;
+            }
+        }
+        roll
+    }
+
+    /// Adds one event at `now` (saturating) and returns the window's count.
+    pub(crate) fn hit(&mut self, now: u64) -> u32 {
+        self.roll(now);
+        self.counter = self.counter.saturating_add(1);
+        self.counter
+    }
+
+    /// Takes back the event just counted (for limiters that count passes only).
+    pub(crate) fn unhit(&mut self) {
+        self.counter = self.counter.saturating_sub(1);
+    }
+
+    /// `(counter, last_counter)` as a timer would show them at `now`, without
+    /// changing anything: what listings print.
+    pub fn view(&self, now: u64) -> (u32, u32) {
+        let mut copy = *self;
+        copy.roll(now);
+        (copy.counter, copy.last)
+    }
+
+    /// The count of the current window as of the last event.
+    pub const fn counter(&self) -> u32 {
+        self.counter
+    }
+
+    /// The count of the window before the current one, as of the last event.
+    pub const fn last_counter(&self) -> u32 {
+        self.last
+    }
+
+    /// Zeroes the current window's count now (FreeSWITCH
+    /// `limit_interval_reset`); the window itself is kept.
+    pub fn reset(&mut self) {
+        self.counter = 0;
+    }
+
+    /// Nanoseconds of the current window already gone at `now` (0 before the
+    /// first event or when `now` lies before the window's start).
+    pub(crate) fn elapsed_in_window(&self, now: u64) -> u64 {
+        if self.state.open {
+            now.saturating_sub(self.state.start)
+                .min(self.window.interval)
+        } else {
+            0
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn aligned(iv: u64, epoch: u64) -> Window {
+        Window::aligned(iv, epoch).unwrap()
+    }
+
+    #[test]
+    fn zero_interval_is_an_error() {
+        assert_eq!(Window::aligned(0, 0), Err(Error::ZeroInterval));
+        assert_eq!(Window::first_event(0), Err(Error::ZeroInterval));
+    }
+
+    #[test]
+    fn aligned_rolls_at_multiples_of_the_interval() {
+        let w = aligned(10, 5);
+        let mut s = WindowState::default();
+        assert_eq!(w.advance(&mut s, 17), Roll::Idle);
+        assert_eq!(s.start(), Some(15));
+        assert_eq!(w.advance(&mut s, 24), Roll::Same);
+        assert_eq!(w.advance(&mut s, 25), Roll::Next);
+        assert_eq!(s.start(), Some(25));
+        assert_eq!(w.advance(&mut s, 45), Roll::Idle);
+        assert_eq!(s.start(), Some(45));
+        // Backwards: stays in the current window.
+        assert_eq!(w.advance(&mut s, 3), Roll::Same);
+        assert_eq!(s.start(), Some(45));
+    }
+
+    #[test]
+    fn before_the_epoch_opens_the_epoch_window() {
+        let w = aligned(10, 100);
+        let mut s = WindowState::default();
+        assert_eq!(w.advance(&mut s, 7), Roll::Idle);
+        assert_eq!(s.start(), Some(100));
+        assert_eq!(w.advance(&mut s, 109), Roll::Same);
+        assert_eq!(w.advance(&mut s, 110), Roll::Next);
+    }
+
+    #[test]
+    fn first_event_windows_start_at_the_event() {
+        let w = Window::first_event(10).unwrap();
+        let mut s = WindowState::default();
+        assert_eq!(w.advance(&mut s, 3), Roll::Idle);
+        assert_eq!(w.advance(&mut s, 12), Roll::Same);
+        assert_eq!(w.advance(&mut s, 13), Roll::Next);
+        assert_eq!(s.start(), Some(13));
+        // Ends at 23; an event at 32 is less than one interval after: Next.
+        assert_eq!(w.advance(&mut s, 32), Roll::Next);
+        // Ends at 42; 52 is one whole interval later: an empty window between.
+        assert_eq!(w.advance(&mut s, 52), Roll::Idle);
+    }
+
+    #[test]
+    fn extremes_do_not_overflow() {
+        let w = aligned(u64::MAX, 0);
+        let mut s = WindowState::default();
+        assert_eq!(w.advance(&mut s, u64::MAX - 1), Roll::Idle);
+        assert_eq!(w.advance(&mut s, u64::MAX), Roll::Next);
+        assert_eq!(w.advance(&mut s, u64::MAX), Roll::Same);
+
+        let w = aligned(10, u64::MAX);
+        let mut s = WindowState::default();
+        assert_eq!(w.advance(&mut s, 0), Roll::Idle);
+        assert_eq!(s.start(), Some(u64::MAX));
+        assert_eq!(w.advance(&mut s, u64::MAX), Roll::Same);
+
+        // Last aligned window before u64::MAX: the next one would start past it.
+        let w = aligned(10, 0);
+        let mut s = WindowState::default();
+        assert_eq!(w.advance(&mut s, u64::MAX - 3), Roll::Idle);
+        assert_eq!(w.advance(&mut s, u64::MAX), Roll::Same);
+
+        let w = Window::first_event(u64::MAX).unwrap();
+        let mut s = WindowState::default();
+        assert_eq!(w.advance(&mut s, 5), Roll::Idle);
+        assert_eq!(w.advance(&mut s, u64::MAX), Roll::Same);
+    }
+
+    #[test]
+    fn counter_keeps_the_last_window_and_idles_to_zero() {
+        let mut c = WindowCounter::new(aligned(10, 0));
+        for _ in 0..7 {
+            c.hit(1);
+        }
+        assert_eq!((c.counter(), c.last_counter()), (7, 0));
+        assert_eq!(c.view(12), (0, 7));
+        assert_eq!(c.view(25), (0, 0));
+        c.hit(12);
+        assert_eq!((c.counter(), c.last_counter()), (1, 7));
+        c.reset();
+        assert_eq!(c.counter(), 0);
+        assert_eq!(c.elapsed_in_window(15), 5);
+        assert_eq!(c.elapsed_in_window(3), 0);
+    }
+
+    #[test]
+    fn counter_saturates() {
+        let mut c = WindowCounter::new(aligned(10, 0));
+        c.counter = u32::MAX;
+        c.state = WindowState {
+            start: 0,
+            open: true,
+        };
+        assert_eq!(c.hit(1), u32::MAX);
+    }
+}
