@@ -1,8 +1,8 @@
 //! NETWORK (Kamailio pipelimit): drop while the bytes waiting on the host's
 //! network queues exceed the limit.
 //!
-//! The host measures the bytes waiting and pushes them ([`Network::push`]);
-//! each request is counted and dropped iff the last pushed value is above
+//! The host measures the bytes waiting and passes the last measurement to
+//! [`Network::check`] (a table keeps it in its shared header); each request is counted and dropped iff the last pushed value is above
 //! `limit`. The counter is kept per window for listings only.
 //!
 //! Differences from Kamailio, deliberate: Kamailio samples the queues on its

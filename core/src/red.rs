@@ -14,9 +14,8 @@
 //! from twice the limit. [`RedProportional`](crate::RedProportional) drops in
 //! proportion from 1x.
 //!
-//! Difference from Kamailio: limit 0 is refused with
-//! [`Error::InvalidLimit`](crate::Error::InvalidLimit) (Kamailio would divide
-//! by it, so it leaves load at 0 and passes everything).
+//! Difference from Kamailio: limit 0 is refused with [`Error::InvalidLimit`]
+//! (Kamailio would divide by it, so it leaves load at 0 and passes everything).
 
 use crate::window::{Roll, WindowCounter};
 use crate::{Error, Verdict, Window};

@@ -13,10 +13,11 @@
 //!   previous window's end and lasts one interval. This is FreeSWITCH mod_hash's
 //!   interval limit.
 //!
-//! When a window rolls, the window that just ended becomes the "last" window
-//! ([`Roll::Next`]). If at least one whole window passed without any event,
-//! the last window is an empty one ([`Roll::Idle`]): a timer that fired
-//! through the gap would have seen a counter of 0.
+//! When a window rolls, the window that just ended becomes the "last" window.
+//! If at least one whole window passed without any event, the last window is
+//! an empty one: a timer that fired through the gap would have seen a counter
+//! of 0. With [`Anchor::FirstEvent`] the window that ended counts as the last
+//! one if the new window starts less than one interval after its end.
 //!
 //! # Time
 //! Times are `u64` nanoseconds from any monotonic origin the caller chooses.
