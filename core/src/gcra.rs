@@ -15,11 +15,12 @@ use crate::{Error, Verdict};
 /// A GCRA limiter. See the [module docs](self).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Gcra {
-    t: u64,
-    tau: u64,
-    tat: u64,
-    rate: u32,
-    burst: u32,
+    pub(crate) t: u64,
+    pub(crate) tau: u64,
+    pub(crate) tat: u64,
+    pub(crate) rate: u32,
+    pub(crate) burst: u32,
+    pub(crate) period: u64,
 }
 
 impl Gcra {
@@ -44,6 +45,7 @@ impl Gcra {
             tat: 0,
             rate,
             burst,
+            period: period_ns,
         })
     }
 
@@ -69,6 +71,11 @@ impl Gcra {
     /// The tolerance tau in ns.
     pub const fn tolerance(&self) -> u64 {
         self.tau
+    }
+
+    /// The period in ns that `rate` cells are spread over.
+    pub const fn period(&self) -> u64 {
+        self.period
     }
 
     /// The rate: cells per period.

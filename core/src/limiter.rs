@@ -263,8 +263,7 @@ impl Limiter {
             Limiter::Interval(l) => l.set_max(signed?),
             Limiter::Slots(l) => l.set_max(signed?),
             Limiter::Gcra(l) => {
-                let period = l.emission_interval().saturating_mul(u64::from(l.rate()));
-                let mut new = Gcra::new(unsigned?, period, l.burst())?;
+                let mut new = Gcra::new(unsigned?, l.period(), l.burst())?;
                 new.restore_tat(l.tat());
                 *l = new;
             }
@@ -452,5 +451,17 @@ mod tests {
         assert!(g.window_counter().is_none());
         g.reset();
         assert_eq!(g.check(0, &Shared::default()), Ok(Verdict::Pass));
+    }
+
+    #[test]
+    fn gcra_set_limit_keeps_a_period_the_rate_does_not_divide() {
+        // 3 per 10 ns: T = 3, and T * rate = 9, not 10. The new rate must be
+        // spread over the real period: 2 per 10 ns is T = 5 (not 9 / 2 = 4).
+        let mut g = Limiter::new(Algorithm::Gcra, 3, Window::aligned(10, 0).unwrap()).unwrap();
+        g.set_limit(2).unwrap();
+        let Limiter::Gcra(inner) = g else {
+            panic!("kind changed")
+        };
+        assert_eq!((inner.period(), inner.emission_interval()), (10, 5));
     }
 }

@@ -25,7 +25,7 @@
 //! backwards, or two threads raced on their clock reads) is counted in the
 //! current window: windows never roll back. An aligned event before the epoch
 //! opens the window that starts at the epoch. A window that would end past
-//! `u64::MAX` ends at `u64::MAX`. Nothing here can overflow or panic.
+//! `u64::MAX` ends there and includes `u64::MAX` itself. Nothing here can overflow or panic.
 
 use crate::Error;
 
@@ -45,8 +45,8 @@ pub enum Anchor {
 /// A window length and anchor, validated (the interval is never 0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Window {
-    interval: u64,
-    anchor: Anchor,
+    pub(crate) interval: u64,
+    pub(crate) anchor: Anchor,
 }
 
 impl Window {
@@ -170,10 +170,10 @@ pub(crate) enum Roll {
 /// `counter` and `last_counter` are, without the timer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct WindowCounter {
-    window: Window,
-    state: WindowState,
-    counter: u32,
-    last: u32,
+    pub(crate) window: Window,
+    pub(crate) state: WindowState,
+    pub(crate) counter: u32,
+    pub(crate) last: u32,
 }
 
 impl WindowCounter {
