@@ -23,6 +23,36 @@ pub enum Error {
     /// The operation does not apply to this algorithm (a rate check on
     /// SLOTS, a slot acquire on a rate pipe).
     WrongAlgorithm,
+    /// No pipe (entry) with that key exists (pipelimit's -2).
+    NoPipe,
+    /// A key of length 0.
+    EmptyKey,
+    /// A key longer than [`MAX_KEY_LEN`](crate::table::MAX_KEY_LEN) bytes.
+    KeyTooLong,
+    /// The table has no free entry in the key's probe window and none there
+    /// is evictable; nothing was changed.
+    Full,
+    /// No free lease record; nothing was changed.
+    LeasesFull,
+    /// A table capacity of 0 or above [`MAX_CAPACITY`](crate::table::MAX_CAPACITY).
+    InvalidCapacity,
+    /// The memory region is smaller than the table needs.
+    RegionTooSmall,
+    /// The memory region is not aligned to 8 bytes.
+    Misaligned,
+    /// The memory holds no floodgate table (bad magic number).
+    NotATable,
+    /// The memory holds a floodgate table of another layout version or shape.
+    LayoutMismatch,
+    /// An owner id of 0 or above 2^31 - 1.
+    InvalidOwner,
+    /// A balancing group with no member or more than
+    /// [`MAX_MEMBERS`](crate::table::MAX_MEMBERS) members.
+    InvalidGroup,
+    /// The same key twice in one balancing group.
+    DuplicateMember,
+    /// Stored state that does not decode (memory overwritten by someone else).
+    Corrupt,
 }
 
 impl Error {
@@ -36,6 +66,20 @@ impl Error {
             Error::InvalidLoad => "load must be a number in 0.0..=1.0",
             Error::InvalidGain => "PID gains must be finite numbers",
             Error::WrongAlgorithm => "operation does not apply to this algorithm",
+            Error::NoPipe => "no such pipe",
+            Error::EmptyKey => "key is empty",
+            Error::KeyTooLong => "key is longer than 64 bytes",
+            Error::Full => "table full: no free or evictable entry for this key",
+            Error::LeasesFull => "no free lease record",
+            Error::InvalidCapacity => "capacity out of range",
+            Error::RegionTooSmall => "memory region too small for this table",
+            Error::Misaligned => "memory region not aligned to 8 bytes",
+            Error::NotATable => "memory holds no floodgate table",
+            Error::LayoutMismatch => "floodgate table of another layout version or shape",
+            Error::InvalidOwner => "owner id must be in 1..=2^31-1",
+            Error::InvalidGroup => "balancing group must have 1..=16 members",
+            Error::DuplicateMember => "the same key twice in one balancing group",
+            Error::Corrupt => "stored table state does not decode",
         }
     }
 }
@@ -62,6 +106,20 @@ mod tests {
             Error::InvalidLoad,
             Error::InvalidGain,
             Error::WrongAlgorithm,
+            Error::NoPipe,
+            Error::EmptyKey,
+            Error::KeyTooLong,
+            Error::Full,
+            Error::LeasesFull,
+            Error::InvalidCapacity,
+            Error::RegionTooSmall,
+            Error::Misaligned,
+            Error::NotATable,
+            Error::LayoutMismatch,
+            Error::InvalidOwner,
+            Error::InvalidGroup,
+            Error::DuplicateMember,
+            Error::Corrupt,
         ];
         for (i, e) in all.iter().enumerate() {
             assert_eq!(format!("{e}"), e.as_str());

@@ -226,7 +226,7 @@ fn check_gains(g: Gains) -> Result<(), Error> {
 /// A FEEDBACK pipe. See the [module docs](self).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Feedback {
-    counter: WindowCounter,
+    pub(crate) counter: WindowCounter,
 }
 
 impl Feedback {

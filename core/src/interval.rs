@@ -33,9 +33,9 @@ pub enum MaxZero {
 /// A FreeSWITCH-style `max/interval` limit. See the [module docs](self).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct IntervalLimit {
-    max: i32,
-    zero: MaxZero,
-    counter: WindowCounter,
+    pub(crate) max: i32,
+    pub(crate) zero: MaxZero,
+    pub(crate) counter: WindowCounter,
 }
 
 impl IntervalLimit {

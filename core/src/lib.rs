@@ -71,7 +71,7 @@
 //! implements `Display` and `core::error::Error`.
 #![cfg_attr(not(test), no_std)]
 #![deny(missing_docs)]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 mod error;
 pub mod feedback;
@@ -84,6 +84,7 @@ pub mod red;
 pub mod red_proportional;
 pub mod sliding;
 pub mod slots;
+pub mod table;
 pub mod taildrop;
 mod verdict;
 pub mod window;

@@ -16,8 +16,8 @@ use crate::{Verdict, Window};
 /// A NETWORK pipe. See the [module docs](self).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Network {
-    limit: u32,
-    counter: WindowCounter,
+    pub(crate) limit: u32,
+    pub(crate) counter: WindowCounter,
 }
 
 impl Network {

@@ -7,7 +7,7 @@ use crate::{Verdict, Window};
 /// A NOP pipe. See the [module docs](self).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Nop {
-    counter: WindowCounter,
+    pub(crate) counter: WindowCounter,
 }
 
 impl Nop {

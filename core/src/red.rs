@@ -23,9 +23,9 @@ use crate::{Error, Verdict, Window};
 /// A pipelimit-compatible RED pipe. See the [module docs](self).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Red {
-    limit: u32,
-    load: u32,
-    counter: WindowCounter,
+    pub(crate) limit: u32,
+    pub(crate) load: u32,
+    pub(crate) counter: WindowCounter,
 }
 
 impl Red {
@@ -53,7 +53,7 @@ impl Red {
     pub fn check(&mut self, now: u64) -> Verdict {
         self.roll(now);
         let n = self.counter.hit(now);
-        Verdict::from_pass(self.load == 0 || n % self.load == 0)
+        Verdict::from_pass(self.load == 0 || n.is_multiple_of(self.load))
     }
 
     /// The load of the current window as of the last request.

@@ -19,8 +19,8 @@ use crate::{Error, Verdict, Window};
 /// A proportional RED pipe. See the [module docs](self).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct RedProportional {
-    limit: u32,
-    counter: WindowCounter,
+    pub(crate) limit: u32,
+    pub(crate) counter: WindowCounter,
 }
 
 /// Whether the `n`-th request passes when `limit` of every `offered` may.

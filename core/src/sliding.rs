@@ -23,8 +23,8 @@ use crate::{Verdict, Window};
 /// A sliding-window limiter. See the [module docs](self).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct SlidingWindow {
-    limit: u32,
-    counter: WindowCounter,
+    pub(crate) limit: u32,
+    pub(crate) counter: WindowCounter,
 }
 
 impl SlidingWindow {

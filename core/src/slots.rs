@@ -19,9 +19,9 @@ use crate::{Release, SlotVerdict};
 /// A concurrent-slot counter. See the [module docs](self).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Slots {
-    max: i32,
-    usage: u32,
-    unmatched: u32,
+    pub(crate) max: i32,
+    pub(crate) usage: u32,
+    pub(crate) unmatched: u32,
 }
 
 impl Slots {

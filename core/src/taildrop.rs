@@ -15,8 +15,8 @@ use crate::{Verdict, Window};
 /// A TAILDROP pipe. See the [module docs](self).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Taildrop {
-    limit: u32,
-    counter: WindowCounter,
+    pub(crate) limit: u32,
+    pub(crate) counter: WindowCounter,
 }
 
 impl Taildrop {

@@ -1,0 +1,157 @@
+//! Hub balancing (app_rpt): take a slot on the least-loaded member of a
+//! group of keys (virtual nodes), atomically, under a per-member and a group
+//! total maximum.
+//!
+//! All members are locked at once, in ascending slot order (so two balancers
+//! never deadlock), their usage read, the choice made and the slot taken
+//! before any lock is released: two links connecting at once can never both
+//! see the same counts. Ties go to the member listed first. When every member
+//! is full, or the group total is reached, the verdict is
+//! [`Balanced::Full`] and nothing changes: send the link to the dump node.
+
+use super::codec::Cell;
+use super::layout::*;
+use super::lock::Ordering;
+use super::{leases, Guard, Key, Lease, LeaseVerdict, Table, MAX_MEMBERS};
+use crate::{Error, Limiter, Slots};
+
+/// The verdict of a balanced acquisition.
+#[must_use = "an acquired slot must be released; Full means: send to the dump node"]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Balanced {
+    /// A slot was taken on `members[member]`; with a lease if one was asked for.
+    Acquired {
+        /// Index into the members given.
+        member: usize,
+        /// The lease handle, for [`Table::balance_lease`].
+        lease: Option<Lease>,
+    },
+    /// Every member is at its max, or the group is at its total: nothing taken.
+    Full,
+}
+
+impl Table<'_> {
+    /// Takes a plain slot (release it with [`Table::release`] on the chosen
+    /// member's key) on the least-loaded of `members`, each under
+    /// `per_member_max` and all together under `total_max` (negative: no
+    /// total limit). Members that do not exist yet are created as SLOTS.
+    pub fn balance_acquire(
+        &self,
+        members: &[&[u8]],
+        per_member_max: i32,
+        total_max: i32,
+        now: u64,
+    ) -> Result<Balanced, Error> {
+        self.balance(members, per_member_max, total_max, None, now)
+    }
+
+    /// As [`Table::balance_acquire`], with a lease (see
+    /// [`Table::lease_acquire`] for `hold_ns`).
+    pub fn balance_lease(
+        &self,
+        members: &[&[u8]],
+        per_member_max: i32,
+        total_max: i32,
+        hold_ns: Option<u64>,
+        now: u64,
+    ) -> Result<Balanced, Error> {
+        let expires = leases::expiry_of(hold_ns, now)?;
+        self.balance(members, per_member_max, total_max, Some(expires), now)
+    }
+
+    fn balance(
+        &self,
+        members: &[&[u8]],
+        per_max: i32,
+        total_max: i32,
+        lease_expiry: Option<u64>,
+        now: u64,
+    ) -> Result<Balanced, Error> {
+        let n = members.len();
+        if n == 0 || n > MAX_MEMBERS {
+            return Err(Error::InvalidGroup);
+        }
+        let mut keys = [None::<Key>; MAX_MEMBERS];
+        for (i, m) in members.iter().enumerate() {
+            if members[..i].contains(m) {
+                return Err(Error::DuplicateMember);
+            }
+            keys[i] = Some(self.key(m)?);
+        }
+        let keys = &keys[..n];
+        let mut guards: [Option<Guard<'_>>; MAX_MEMBERS] = Default::default();
+        'resolve: loop {
+            let mut order = [(usize::MAX, 0usize); MAX_MEMBERS];
+            for (i, k) in keys.iter().enumerate() {
+                let k = k.as_ref().ok_or(Error::InvalidGroup)?;
+                let (g, _) = self.find_or_insert(k, now, || {
+                    Ok(Cell::new(Limiter::Slots(Slots::new(per_max))))
+                })?;
+                order[i] = (g.idx, i);
+            }
+            let order = &mut order[..n];
+            order.sort_unstable();
+            for &(idx, i) in order.iter() {
+                guards[i] = Some(self.lock_idx(idx));
+            }
+            for (i, k) in keys.iter().enumerate() {
+                let (Some(g), Some(k)) = (&guards[i], k) else {
+                    return Err(Error::InvalidGroup);
+                };
+                let m = g.e[E_META].load(Ordering::Relaxed);
+                if !self.matches(g.idx, k, m) {
+                    // Evicted or removed between creation and locking.
+                    guards = Default::default();
+                    continue 'resolve;
+                }
+            }
+            break;
+        }
+        let mut cells = [None::<Cell>; MAX_MEMBERS];
+        let mut total: u64 = 0;
+        let mut best: Option<(u32, usize)> = None;
+        for i in 0..n {
+            let g = guards[i].as_ref().ok_or(Error::InvalidGroup)?;
+            let mut cell = self.cell(g)?;
+            leases::reclaim_expired(self, g.idx, g.gen(), &mut cell, now);
+            let Limiter::Slots(s) = &mut cell.limiter else {
+                return Err(Error::WrongAlgorithm);
+            };
+            s.set_max(per_max);
+            total += u64::from(s.usage());
+            if s.has_room() && best.is_none_or(|(u, _)| s.usage() < u) {
+                best = Some((s.usage(), i));
+            }
+            cells[i] = Some(cell);
+        }
+        let over_total = total_max >= 0 && total >= total_max as u64;
+        let mut verdict = Balanced::Full;
+        if let (Some((_, i)), false) = (best, over_total) {
+            let g = guards[i].as_ref().ok_or(Error::InvalidGroup)?;
+            let (idx, gen) = (g.idx, g.gen());
+            let cell = cells[i].as_mut().ok_or(Error::InvalidGroup)?;
+            let lease = match lease_expiry {
+                Some(exp) => match leases::lease_one(self, idx, gen, cell, exp)? {
+                    LeaseVerdict::Acquired(l) => Some(l),
+                    LeaseVerdict::Refused => return Err(Error::Corrupt),
+                },
+                None => {
+                    if let Limiter::Slots(s) = &mut cell.limiter {
+                        let _ = s.acquire();
+                    }
+                    None
+                }
+            };
+            verdict = Balanced::Acquired { member: i, lease };
+        }
+        for i in 0..n {
+            if let (Some(g), Some(cell)) = (guards[i].take(), cells[i]) {
+                if verdict != Balanced::Full {
+                    g.touch(now);
+                }
+                g.commit(&cell);
+            }
+        }
+        Ok(verdict)
+    }
+}

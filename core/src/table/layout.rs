@@ -1,0 +1,94 @@
+//! Where everything sits in a table's memory. All of it is `u32` words, so a
+//! table works the same on 32-bit targets without 64-bit atomics, and holds
+//! no pointers, so processes may map it at different addresses.
+//!
+//! ```text
+//! header   HEADER_WORDS words (192 bytes)
+//! entries  capacity       x ENTRY_WORDS words (160 bytes each)
+//! leases   lease_capacity x LEASE_WORDS words (20 bytes each)
+//! ```
+
+use super::codec::BUF_WORDS;
+
+/// "FGT1" in ASCII, little-endian.
+pub(crate) const MAGIC: u32 = u32::from_le_bytes(*b"FGT1");
+/// Bumped on any change of the layout below.
+pub(crate) const LAYOUT_VERSION: u32 = 1;
+
+// Header words.
+pub(crate) const H_MAGIC: usize = 0;
+pub(crate) const H_VERSION: usize = 1;
+pub(crate) const H_CAPACITY: usize = 2;
+pub(crate) const H_ENTRY_WORDS: usize = 3;
+pub(crate) const H_LEASE_CAPACITY: usize = 4;
+pub(crate) const H_LEASE_WORDS: usize = 5;
+pub(crate) const H_INTERVAL: usize = 6; // 2 words
+pub(crate) const H_EPOCH: usize = 8; // 2 words
+pub(crate) const H_SEED: usize = 10; // 2 words
+pub(crate) const H_INSERT_LOCK: usize = 12;
+pub(crate) const H_CTRL_LOCK: usize = 13;
+pub(crate) const H_DROP_RATE: usize = 14;
+pub(crate) const H_BYTES_WAITING: usize = 15;
+pub(crate) const H_LEASE_HINT: usize = 16;
+pub(crate) const H_CTRL: usize = 18; // 2 buffers of CTRL_WORDS
+pub(crate) const CTRL_WORDS: usize = 15;
+/// Words in the header.
+pub const HEADER_WORDS: usize = H_CTRL + 2 * CTRL_WORDS;
+
+// Entry words.
+pub(crate) const E_LOCK: usize = 0;
+pub(crate) const E_META: usize = 1;
+pub(crate) const E_GEN: usize = 2;
+pub(crate) const E_USED: usize = 4; // 2 words
+pub(crate) const E_KEY: usize = 6; // KEY_WORDS words
+pub(crate) const KEY_WORDS: usize = 16;
+pub(crate) const E_BUF: usize = E_KEY + KEY_WORDS; // 2 buffers of BUF_WORDS
+/// Words in one entry.
+pub const ENTRY_WORDS: usize = E_BUF + 2 * BUF_WORDS;
+
+// Lease words.
+pub(crate) const L_GEN: usize = 0;
+pub(crate) const L_OWNER: usize = 1; // 0 free, entry + 1 held, | PENDING while claiming
+pub(crate) const L_ENTRY_GEN: usize = 2;
+pub(crate) const L_EXPIRY: usize = 3; // 2 words
+/// Words in one lease record.
+pub const LEASE_WORDS: usize = 5;
+pub(crate) const LEASE_PENDING: u32 = 0x8000_0000;
+
+// Entry meta word: bits 0-1 state, bits 2-8 key length, bits 9-31 hash tag.
+pub(crate) const STATE_EMPTY: u32 = 0;
+pub(crate) const STATE_USED: u32 = 1;
+pub(crate) const STATE_TOMB: u32 = 2;
+
+pub(crate) const fn meta(state: u32, len: usize, hash: u64) -> u32 {
+    state | ((len as u32) << 2) | (tag(hash) << 9)
+}
+
+pub(crate) const fn tag(hash: u64) -> u32 {
+    (hash as u32) >> 9
+}
+
+pub(crate) const fn meta_state(m: u32) -> u32 {
+    m & 3
+}
+
+/// Bytes a table of `capacity` entries and `lease_capacity` lease records
+/// needs, or `None` if that does not fit in `usize`.
+pub const fn bytes_for(capacity: usize, lease_capacity: usize) -> Option<usize> {
+    let Some(e) = capacity.checked_mul(ENTRY_WORDS) else {
+        return None;
+    };
+    let Some(l) = lease_capacity.checked_mul(LEASE_WORDS) else {
+        return None;
+    };
+    let Some(words) = e.checked_add(l) else {
+        return None;
+    };
+    let Some(words) = words.checked_add(HEADER_WORDS) else {
+        return None;
+    };
+    words.checked_mul(4)
+}
+
+const _: () = assert!(ENTRY_WORDS * 4 == 160);
+const _: () = assert!(HEADER_WORDS * 4 <= 192);

@@ -1,0 +1,274 @@
+//! Slots with leases: a handle per held slot, idempotent release, and a
+//! maximum hold time after which the slot is reclaimed lazily.
+//!
+//! A lease record (in the table's lease area) names its entry and that
+//! entry's generation, its expiry, and its own generation, which every claim
+//! bumps. A [`Lease`] handle is (record, generation): releasing it a second
+//! time, or after it expired, or after the entry was deleted, finds the
+//! record free or reused and does nothing ([`LeaseRelease::AlreadyReleased`]).
+//!
+//! Records of an entry only change under that entry's lock. A record is
+//! claimed with a compare-and-swap from free to "pending", filled in, then
+//! marked held; the entry's own count of leased slots is committed with its
+//! buffer. If a holder dies half-way, whoever takes its lock over recounts
+//! the held records of that entry and frees its pending ones, so the count
+//! always matches the records. A lease whose acquirer died after marking it
+//! held, but before returning the handle, stays held until it expires.
+//!
+//! Expired leases are reclaimed on the next operation on their entry that
+//! needs the count (acquire, release, usage, balance): each entry keeps the
+//! earliest expiry of its leases, so no scan happens before one is due.
+
+use super::codec::Cell;
+use super::layout::*;
+use super::lock::Ordering;
+use super::{Guard, Table};
+use crate::{Error, Limiter, SlotVerdict, Slots};
+
+/// A held slot's handle. Plain data: store it anywhere, send it to another
+/// process of the same table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Lease {
+    record: u32,
+    gen: u32,
+}
+
+impl Lease {
+    /// The handle as one `u64` (for C and for storage).
+    pub const fn to_bits(self) -> u64 {
+        (self.record as u64) << 32 | self.gen as u64
+    }
+
+    /// A handle from [`Lease::to_bits`].
+    pub const fn from_bits(bits: u64) -> Lease {
+        Lease {
+            record: (bits >> 32) as u32,
+            gen: bits as u32,
+        }
+    }
+}
+
+/// The result of a lease acquisition.
+#[must_use = "an acquired lease must be released (or left to expire)"]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LeaseVerdict {
+    /// A slot was taken; the handle releases it.
+    Acquired(Lease),
+    /// No slot was free; nothing was taken.
+    Refused,
+}
+
+/// What a lease release did.
+#[must_use]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LeaseRelease {
+    /// The lease's slot was given back.
+    Released,
+    /// The handle names no held lease (released before, expired, or its
+    /// entry deleted): nothing changed.
+    AlreadyReleased,
+}
+
+fn expiry(rec: &[super::lock::AtomicU32; LEASE_WORDS]) -> u64 {
+    u64::from(rec[L_EXPIRY].load(Ordering::Relaxed))
+        | (u64::from(rec[L_EXPIRY + 1].load(Ordering::Relaxed)) << 32)
+}
+
+/// Claims a free record for entry `idx` (generation `gen`), under its lock.
+fn claim(t: &Table<'_>, idx: usize, gen: u32, expires: u64) -> Result<Lease, Error> {
+    let n = t.leases.len();
+    if n == 0 {
+        return Err(Error::LeasesFull);
+    }
+    let owner = idx as u32 + 1;
+    let start = t.hdr[H_LEASE_HINT].fetch_add(1, Ordering::Relaxed) as usize % n;
+    for i in 0..n {
+        let r = (start + i) % n;
+        let rec = &t.leases[r];
+        if rec[L_OWNER]
+            .compare_exchange(
+                0,
+                LEASE_PENDING | owner,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            )
+            .is_err()
+        {
+            continue;
+        }
+        let lgen = rec[L_GEN].load(Ordering::Relaxed).wrapping_add(1);
+        rec[L_GEN].store(lgen, Ordering::Relaxed);
+        rec[L_ENTRY_GEN].store(gen, Ordering::Relaxed);
+        rec[L_EXPIRY].store(expires as u32, Ordering::Relaxed);
+        rec[L_EXPIRY + 1].store((expires >> 32) as u32, Ordering::Relaxed);
+        rec[L_OWNER].store(owner, Ordering::Release);
+        return Ok(Lease {
+            record: r as u32,
+            gen: lgen,
+        });
+    }
+    Err(Error::LeasesFull)
+}
+
+/// Frees expired leases of the locked entry `idx` in `cell` (SLOTS only).
+pub(crate) fn reclaim_expired(t: &Table<'_>, idx: usize, gen: u32, cell: &mut Cell, now: u64) {
+    if cell.next_expiry > now || !matches!(cell.limiter, Limiter::Slots(_)) {
+        return;
+    }
+    let owner = idx as u32 + 1;
+    let mut freed = 0u32;
+    let mut next = u64::MAX;
+    for rec in t.leases {
+        if rec[L_OWNER].load(Ordering::Acquire) != owner
+            || rec[L_ENTRY_GEN].load(Ordering::Relaxed) != gen
+        {
+            continue;
+        }
+        let exp = expiry(rec);
+        if exp <= now {
+            rec[L_OWNER].store(0, Ordering::Release);
+            freed += 1;
+        } else {
+            next = next.min(exp);
+        }
+    }
+    take(cell, freed);
+    cell.next_expiry = next;
+}
+
+/// Takes `n` leased slots off `cell`'s counts.
+fn take(cell: &mut Cell, n: u32) {
+    cell.leased = cell.leased.saturating_sub(n);
+    if let Limiter::Slots(s) = &mut cell.limiter {
+        s.usage = s.usage.saturating_sub(n);
+    }
+}
+
+/// Frees every record of entry `idx` (the entry is being deleted).
+pub(crate) fn free_all_of(t: &Table<'_>, idx: usize) {
+    let owner = idx as u32 + 1;
+    for rec in t.leases {
+        if rec[L_OWNER].load(Ordering::Acquire) & !LEASE_PENDING == owner {
+            rec[L_OWNER].store(0, Ordering::Release);
+        }
+    }
+}
+
+/// After taking over a dead holder's lock: makes the entry's leased count
+/// match its held records and frees records it left pending or stale.
+/// Returns whether `cell` changed.
+pub(crate) fn recount(t: &Table<'_>, g: &Guard<'_>, cell: &mut Cell) -> bool {
+    let owner = g.idx as u32 + 1;
+    let gen = g.gen();
+    let mut held = 0u32;
+    let mut next = u64::MAX;
+    for rec in t.leases {
+        let o = rec[L_OWNER].load(Ordering::Acquire);
+        if o & !LEASE_PENDING != owner {
+            continue;
+        }
+        if o & LEASE_PENDING != 0 || rec[L_ENTRY_GEN].load(Ordering::Relaxed) != gen {
+            rec[L_OWNER].store(0, Ordering::Release);
+        } else {
+            held += 1;
+            next = next.min(expiry(rec));
+        }
+    }
+    let before = *cell;
+    if let Limiter::Slots(s) = &mut cell.limiter {
+        let plain = s.usage.saturating_sub(cell.leased);
+        s.usage = plain.saturating_add(held);
+        cell.leased = held;
+        cell.next_expiry = next;
+    }
+    *cell != before
+}
+
+impl Table<'_> {
+    /// Takes a slot of `key` under `max` (as [`Table::acquire`]) and returns
+    /// a lease handle for it. With `hold_ns`, the slot is reclaimed once
+    /// `hold_ns` have passed without a release (measured by the `now` of
+    /// later calls); `None` holds it until released. [`Error::ZeroInterval`]
+    /// for a hold of 0, [`Error::LeasesFull`] if no record is free (then
+    /// nothing is taken).
+    pub fn lease_acquire(
+        &self,
+        key: &[u8],
+        max: i32,
+        hold_ns: Option<u64>,
+        now: u64,
+    ) -> Result<LeaseVerdict, Error> {
+        let expires = expiry_of(hold_ns, now)?;
+        let k = self.key(key)?;
+        let (g, _) =
+            self.find_or_insert(&k, now, || Ok(Cell::new(Limiter::Slots(Slots::new(max)))))?;
+        let (idx, gen) = (g.idx, g.gen());
+        self.update(g, now, |c| {
+            reclaim_expired(self, idx, gen, c, now);
+            let Limiter::Slots(s) = &mut c.limiter else {
+                return Err(Error::WrongAlgorithm);
+            };
+            s.set_max(max);
+            lease_one(self, idx, gen, c, expires)
+        })
+    }
+
+    /// Releases a lease. Idempotent: a second release, or one after the
+    /// lease expired or its entry was deleted, is
+    /// [`LeaseRelease::AlreadyReleased`] and changes nothing.
+    pub fn lease_release(&self, lease: Lease, now: u64) -> Result<LeaseRelease, Error> {
+        let Some(rec) = self.leases.get(lease.record as usize) else {
+            return Ok(LeaseRelease::AlreadyReleased);
+        };
+        let owner = rec[L_OWNER].load(Ordering::Acquire);
+        let idx = owner.wrapping_sub(1) as usize;
+        if owner == 0 || owner & LEASE_PENDING != 0 || idx >= self.entries.len() {
+            return Ok(LeaseRelease::AlreadyReleased);
+        }
+        let g = self.lock_idx(idx);
+        let gen = g.gen();
+        if rec[L_OWNER].load(Ordering::Acquire) != owner
+            || rec[L_GEN].load(Ordering::Relaxed) != lease.gen
+            || rec[L_ENTRY_GEN].load(Ordering::Relaxed) != gen
+            || meta_state(g.e[E_META].load(Ordering::Relaxed)) != STATE_USED
+        {
+            return Ok(LeaseRelease::AlreadyReleased);
+        }
+        self.update(g, now, |c| {
+            rec[L_OWNER].store(0, Ordering::Release);
+            take(c, 1);
+            reclaim_expired(self, idx, gen, c, now);
+            Ok(LeaseRelease::Released)
+        })
+    }
+}
+
+pub(crate) fn expiry_of(hold_ns: Option<u64>, now: u64) -> Result<u64, Error> {
+    match hold_ns {
+        Some(0) => Err(Error::ZeroInterval),
+        Some(h) => Ok(now.saturating_add(h)),
+        None => Ok(u64::MAX),
+    }
+}
+
+/// Takes one leased slot on the locked SLOTS entry `idx` if it has room.
+pub(crate) fn lease_one(
+    t: &Table<'_>,
+    idx: usize,
+    gen: u32,
+    c: &mut Cell,
+    expires: u64,
+) -> Result<LeaseVerdict, Error> {
+    let Limiter::Slots(s) = &mut c.limiter else {
+        return Err(Error::WrongAlgorithm);
+    };
+    if !s.has_room() {
+        return Ok(LeaseVerdict::Refused);
+    }
+    let lease = claim(t, idx, gen, expires)?;
+    let verdict = s.acquire();
+    debug_assert_eq!(verdict, SlotVerdict::Acquired);
+    c.leased += 1;
+    c.next_expiry = c.next_expiry.min(expires);
+    Ok(LeaseVerdict::Acquired(lease))
+}

@@ -1,0 +1,888 @@
+//! Fixed-size keyed tables of limiters, shared by threads and processes, in
+//! memory the caller owns.
+//!
+//! One table design serves Kamailio (forked workers sharing one table in
+//! shared memory), Asterisk app_rpt (one process, many threads) and hamvoip's
+//! short-lived scripts (separate processes mapping one file).
+//!
+//! # Storage
+//! * [`StaticTable`]: capacities as const generics, for a `static` or a field
+//!   (Rust and embedded users).
+//! * A byte region the caller provides: [`Table::size_for`] tells its size,
+//!   [`Table::init_in`] builds a table in it, [`Table::attach`] opens one that
+//!   another process (or an earlier run) built. The region may live in
+//!   Kamailio's shm, a `MAP_SHARED` mapping of a /dev/shm file or a static
+//!   buffer; it must be aligned to 8 bytes. A header (magic, layout version,
+//!   capacity, entry and lease sizes) lets `attach` refuse memory that holds
+//!   no table ([`Error::NotATable`]) or another layout ([`Error::LayoutMismatch`]).
+//!
+//! # Entries
+//! Keys are byte strings of 1 to [`MAX_KEY_LEN`] (64) bytes: IPv6 address and
+//! port, pipe names, realm/resource pairs; any bytes, NUL included. Each entry
+//! holds one [`Limiter`] of any algorithm with its
+//! parameters, so pipes of different algorithms share a table. An entry takes
+//! 160 bytes (2.5 cache lines): lock, state word, generation, last use, the
+//! 64-byte key and two 36-byte state buffers; a lease record takes 20 bytes.
+//! The header takes 192 bytes.
+//!
+//! Entries are found by open addressing with linear probing inside a window
+//! of [`PROBE_LIMIT`] slots from the key's home slot, with a keyed hash seeded
+//! at init (not cryptographic: seed it randomly so that nobody can aim keys at
+//! one slot). Size a table for at most about 80% load.
+//!
+//! # Concurrency
+//! Any number of threads and processes may call at once. Every entry has a
+//! lock word (see [`lock`] for the protocol: compare-and-swap, the holder's
+//! id, takeover from a dead holder). An operation locks the entry, decodes
+//! its committed buffer, runs the limiter, writes the result into the other
+//! buffer and commits by the unlocking store, which flips the buffer index.
+//! So there is no lost update and no torn entry, a slot count never goes
+//! above its max nor below zero, and a process killed at any instant leaves
+//! every entry either before or after its operation. Lookups probe without
+//! locks and re-check the key under the entry's lock. Inserts are serialized
+//! by one insert lock in the header (also taken over from dead holders), so a
+//! key is never inserted twice. No OS lock is used.
+//!
+//! # When full
+//! An insert with no free slot in its probe window evicts an idle entry (no
+//! slot held, its window over), the least recently used of at most
+//! [`EVICT_CANDIDATES`] (3, as nginx) found in the window; if none is idle it
+//! fails with [`Error::Full`] and changes nothing. The caller decides whether
+//! to pass or drop.
+//!
+//! # Time
+//! As everywhere in floodgate, `now` is a `u64` of nanoseconds from the
+//! caller. Windows of pipes created by the table are aligned to the table's
+//! epoch and use its interval (pipelimit's `timer_interval`) unless the
+//! operation names another (FreeSWITCH `max/interval`).
+
+mod balance;
+mod codec;
+mod hash;
+mod layout;
+mod leases;
+pub mod lock;
+mod region;
+
+pub use balance::Balanced;
+pub use layout::{bytes_for, ENTRY_WORDS, HEADER_WORDS, LEASE_WORDS};
+pub use leases::{Lease, LeaseRelease, LeaseVerdict};
+pub use lock::Owner;
+pub use region::StaticTable;
+
+use codec::{decode, encode, Cell, BUF_WORDS};
+use layout::*;
+use lock::{AtomicU32, Ordering};
+
+use crate::{
+    Algorithm, Error, Gains, IntervalLimit, Limiter, MaxZero, PidController, Release, Shared,
+    SlotVerdict, Slots, Stats, Verdict, Window,
+};
+
+/// Longest key, in bytes.
+pub const MAX_KEY_LEN: usize = 64;
+/// Largest capacity (entries or lease records).
+pub const MAX_CAPACITY: usize = 1 << 24;
+/// Slots probed from a key's home slot.
+pub const PROBE_LIMIT: usize = 32;
+/// Idle entries compared when evicting.
+pub const EVICT_CANDIDATES: usize = 3;
+/// Most members in a balancing group.
+pub const MAX_MEMBERS: usize = 16;
+
+/// A table's shape and time settings, fixed at init.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Config {
+    /// Entries (1..=[`MAX_CAPACITY`]).
+    pub capacity: usize,
+    /// Lease records (0..=[`MAX_CAPACITY`]; 0 disables leases).
+    pub lease_capacity: usize,
+    /// Window length in ns for pipes the table creates (pipelimit's
+    /// `timer_interval`); never 0.
+    pub interval_ns: u64,
+    /// Time (ns) at which aligned windows start.
+    pub epoch: u64,
+    /// Hash seed; pick it at random.
+    pub seed: u64,
+}
+
+impl Config {
+    /// `capacity` entries and as many lease records, windows of
+    /// `interval_ns` from epoch 0, seed 0.
+    pub const fn new(capacity: usize, interval_ns: u64) -> Config {
+        Config {
+            capacity,
+            lease_capacity: capacity,
+            interval_ns,
+            epoch: 0,
+            seed: 0,
+        }
+    }
+
+    fn validate(&self) -> Result<(), Error> {
+        if self.capacity == 0 || self.capacity > MAX_CAPACITY {
+            return Err(Error::InvalidCapacity);
+        }
+        if self.lease_capacity > MAX_CAPACITY {
+            return Err(Error::InvalidCapacity);
+        }
+        if self.interval_ns == 0 {
+            return Err(Error::ZeroInterval);
+        }
+        Ok(())
+    }
+}
+
+/// One entry as a listing shows it (pl.list, pl.stats, limit_usage).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryInfo {
+    key: [u8; MAX_KEY_LEN],
+    key_len: u8,
+    /// Algorithm, limit, counters and load.
+    pub stats: Stats,
+}
+
+impl EntryInfo {
+    /// The key.
+    pub fn key(&self) -> &[u8] {
+        &self.key[..usize::from(self.key_len)]
+    }
+}
+
+/// A handle on a table: cheap to copy, `Send + Sync`; all of its methods
+/// take `&self` and may be called from any number of threads and processes.
+#[derive(Debug, Clone, Copy)]
+pub struct Table<'a> {
+    hdr: &'a [AtomicU32; HEADER_WORDS],
+    entries: &'a [[AtomicU32; ENTRY_WORDS]],
+    leases: &'a [[AtomicU32; LEASE_WORDS]],
+    owner: Owner,
+    window: Window,
+    interval: u64,
+    epoch: u64,
+    seed: u64,
+}
+
+/// A key checked and laid out as the table stores it.
+#[derive(Clone, Copy)]
+pub(crate) struct Key {
+    words: [u32; KEY_WORDS],
+    len: usize,
+    hash: u64,
+}
+
+/// An entry locked by this caller; unlocks (unchanged) when dropped.
+pub(crate) struct Guard<'t> {
+    e: &'t [AtomicU32; ENTRY_WORDS],
+    idx: usize,
+    active: u32,
+}
+
+impl Guard<'_> {
+    fn read(&self) -> [u32; BUF_WORDS] {
+        let base = E_BUF + self.active as usize * BUF_WORDS;
+        core::array::from_fn(|i| self.e[base + i].load(Ordering::Relaxed))
+    }
+
+    fn gen(&self) -> u32 {
+        self.e[E_GEN].load(Ordering::Relaxed)
+    }
+
+    fn touch(&self, now: u64) {
+        self.e[E_USED].store(now as u32, Ordering::Relaxed);
+        self.e[E_USED + 1].store((now >> 32) as u32, Ordering::Relaxed);
+    }
+
+    fn last_used(&self) -> u64 {
+        u64::from(self.e[E_USED].load(Ordering::Relaxed))
+            | (u64::from(self.e[E_USED + 1].load(Ordering::Relaxed)) << 32)
+    }
+
+    /// Writes `cell` into the other buffer and commits it by unlocking.
+    fn commit(self, cell: &Cell) {
+        let next = self.active ^ 1;
+        let base = E_BUF + next as usize * BUF_WORDS;
+        for (i, w) in encode(cell).into_iter().enumerate() {
+            self.e[base + i].store(w, Ordering::Relaxed);
+        }
+        lock::unlock(&self.e[E_LOCK], next);
+        core::mem::forget(self);
+    }
+}
+
+impl Drop for Guard<'_> {
+    fn drop(&mut self) {
+        lock::unlock(&self.e[E_LOCK], self.active);
+    }
+}
+
+impl<'a> Table<'a> {
+    /// Bytes a table with `config`'s capacities needs in a caller's region.
+    pub fn size_for(config: &Config) -> Result<usize, Error> {
+        config.validate()?;
+        bytes_for(config.capacity, config.lease_capacity).ok_or(Error::InvalidCapacity)
+    }
+
+    /// Builds a new, empty table in `region` (zeroing what it uses) and
+    /// returns a handle for `owner`. The region must be aligned to 8 bytes and
+    /// at least [`Table::size_for`] bytes long.
+    pub fn init_in(
+        region: &'a mut [u8],
+        config: &Config,
+        owner: Owner,
+    ) -> Result<Table<'a>, Error> {
+        let need = Table::size_for(config)?;
+        let words = region::words(region, need)?;
+        for w in words.iter() {
+            w.store(0, Ordering::Relaxed);
+        }
+        let (hdr, entries, leases) = region::split(words, config.capacity, config.lease_capacity)?;
+        region::write_header(hdr, config);
+        Table::open(hdr, entries, leases, owner)
+    }
+
+    /// Opens the table that [`Table::init_in`] built in `region` (in this or
+    /// another process, mapped at any address).
+    pub fn attach(region: &'a mut [u8], owner: Owner) -> Result<Table<'a>, Error> {
+        let len = region.len();
+        let words = region::words(region, HEADER_WORDS * 4)?;
+        let (capacity, lease_capacity) = region::check_header(&words[..HEADER_WORDS])?;
+        let need = bytes_for(capacity, lease_capacity).ok_or(Error::LayoutMismatch)?;
+        if len < need {
+            return Err(Error::RegionTooSmall);
+        }
+        let words = &words[..need / 4];
+        let (hdr, entries, leases) = region::split(words, capacity, lease_capacity)?;
+        Table::open(hdr, entries, leases, owner)
+    }
+
+    pub(crate) fn open(
+        hdr: &'a [AtomicU32; HEADER_WORDS],
+        entries: &'a [[AtomicU32; ENTRY_WORDS]],
+        leases: &'a [[AtomicU32; LEASE_WORDS]],
+        owner: Owner,
+    ) -> Result<Table<'a>, Error> {
+        let get64 = |i: usize| {
+            u64::from(hdr[i].load(Ordering::Relaxed))
+                | (u64::from(hdr[i + 1].load(Ordering::Relaxed)) << 32)
+        };
+        let (interval, epoch) = (get64(H_INTERVAL), get64(H_EPOCH));
+        let window = Window::aligned(interval, epoch).map_err(|_| Error::LayoutMismatch)?;
+        Ok(Table {
+            hdr,
+            entries,
+            leases,
+            owner,
+            window,
+            interval,
+            epoch,
+            seed: get64(H_SEED),
+        })
+    }
+
+    /// The same table, used by another owner (for example after `fork`).
+    pub fn with_owner(self, owner: Owner) -> Table<'a> {
+        Table { owner, ..self }
+    }
+
+    /// Number of entries the table can hold.
+    pub fn capacity(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Number of lease records.
+    pub fn lease_capacity(&self) -> usize {
+        self.leases.len()
+    }
+
+    /// The window length (ns) of pipes the table creates.
+    pub fn interval(&self) -> u64 {
+        self.interval
+    }
+
+    /// The epoch (ns) of aligned windows.
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    fn key(&self, key: &[u8]) -> Result<Key, Error> {
+        if key.is_empty() {
+            return Err(Error::EmptyKey);
+        }
+        if key.len() > MAX_KEY_LEN {
+            return Err(Error::KeyTooLong);
+        }
+        let mut bytes = [0u8; MAX_KEY_LEN];
+        bytes[..key.len()].copy_from_slice(key);
+        let words = core::array::from_fn(|i| {
+            u32::from_le_bytes([
+                bytes[4 * i],
+                bytes[4 * i + 1],
+                bytes[4 * i + 2],
+                bytes[4 * i + 3],
+            ])
+        });
+        Ok(Key {
+            words,
+            len: key.len(),
+            hash: hash::hash(self.seed, &bytes, key.len()),
+        })
+    }
+
+    fn home(&self, k: &Key) -> usize {
+        ((u128::from(k.hash) * self.entries.len() as u128) >> 64) as usize
+    }
+
+    fn probe(&self, k: &Key) -> impl Iterator<Item = usize> {
+        let cap = self.entries.len();
+        let home = self.home(k);
+        (0..PROBE_LIMIT.min(cap)).map(move |i| (home + i) % cap)
+    }
+
+    fn matches(&self, idx: usize, k: &Key, m: u32) -> bool {
+        let e = &self.entries[idx];
+        m == meta(STATE_USED, k.len, k.hash)
+            && (0..KEY_WORDS).all(|i| e[E_KEY + i].load(Ordering::Relaxed) == k.words[i])
+    }
+
+    fn lock_idx(&self, idx: usize) -> Guard<'a> {
+        let e = &self.entries[idx];
+        let held = lock::lock(&e[E_LOCK], &self.owner);
+        let g = Guard {
+            e,
+            idx,
+            active: held.active,
+        };
+        if held.recovered {
+            return self.recover(g);
+        }
+        g
+    }
+
+    /// Finds `k` and returns its entry locked, or `None`.
+    pub(crate) fn find(&self, k: &Key) -> Option<Guard<'a>> {
+        'retry: loop {
+            for idx in self.probe(k) {
+                let m = self.entries[idx][E_META].load(Ordering::Acquire);
+                match meta_state(m) {
+                    STATE_EMPTY => return None,
+                    STATE_USED if self.matches(idx, k, m) => {
+                        let g = self.lock_idx(idx);
+                        let m = self.entries[idx][E_META].load(Ordering::Relaxed);
+                        if self.matches(idx, k, m) {
+                            return Some(g);
+                        }
+                        // Removed or replaced between the probe and the lock.
+                        continue 'retry;
+                    }
+                    _ => {}
+                }
+            }
+            return None;
+        }
+    }
+
+    /// Finds `k`, or inserts the cell `make` builds, and returns the entry
+    /// locked with whether it was created.
+    pub(crate) fn find_or_insert(
+        &self,
+        k: &Key,
+        now: u64,
+        make: impl FnOnce() -> Result<Cell, Error>,
+    ) -> Result<(Guard<'a>, bool), Error> {
+        if let Some(g) = self.find(k) {
+            return Ok((g, false));
+        }
+        let cell = make()?;
+        let ins = &self.hdr[H_INSERT_LOCK];
+        let held = lock::lock(ins, &self.owner);
+        let result = self.insert_locked(k, now, &cell);
+        lock::unlock(ins, held.active);
+        result
+    }
+
+    fn insert_locked(&self, k: &Key, now: u64, cell: &Cell) -> Result<(Guard<'a>, bool), Error> {
+        if let Some(g) = self.find(k) {
+            return Ok((g, false));
+        }
+        let free = self.probe(k).find(|&idx| {
+            meta_state(self.entries[idx][E_META].load(Ordering::Acquire)) != STATE_USED
+        });
+        let g = match free {
+            Some(idx) => self.lock_idx(idx),
+            None => self.evict(k, now)?,
+        };
+        // Only inserts (under the insert lock) turn a free slot into a used one.
+        let e = g.e;
+        for i in 0..KEY_WORDS {
+            e[E_KEY + i].store(k.words[i], Ordering::Relaxed);
+        }
+        e[E_GEN].store(g.gen().wrapping_add(1), Ordering::Relaxed);
+        g.touch(now);
+        let base = E_BUF + g.active as usize * BUF_WORDS;
+        for (i, w) in encode(cell).into_iter().enumerate() {
+            e[base + i].store(w, Ordering::Relaxed);
+        }
+        e[E_META].store(meta(STATE_USED, k.len, k.hash), Ordering::Release);
+        Ok((g, true))
+    }
+
+    /// Evicts the least recently used idle entry of at most
+    /// [`EVICT_CANDIDATES`] in `k`'s probe window and returns its slot locked
+    /// and free; [`Error::Full`] if none is idle.
+    fn evict(&self, k: &Key, now: u64) -> Result<Guard<'a>, Error> {
+        let mut best: Option<(usize, u64)> = None;
+        let mut seen = 0;
+        for idx in self.probe(k) {
+            let g = self.lock_idx(idx);
+            if self.idle(&g, now) {
+                let used = g.last_used();
+                if best.is_none_or(|(_, b)| used < b) {
+                    best = Some((idx, used));
+                }
+                seen += 1;
+                if seen == EVICT_CANDIDATES {
+                    break;
+                }
+            }
+        }
+        let (idx, _) = best.ok_or(Error::Full)?;
+        let g = self.lock_idx(idx);
+        if !self.idle(&g, now) {
+            // It was used between the two looks: give up rather than wait.
+            return Err(Error::Full);
+        }
+        self.free_entry(&g);
+        Ok(g)
+    }
+
+    /// Whether the locked entry may be evicted at `now`.
+    fn idle(&self, g: &Guard<'_>, now: u64) -> bool {
+        if meta_state(g.e[E_META].load(Ordering::Relaxed)) != STATE_USED {
+            return true;
+        }
+        let Ok(cell) = decode(&g.read(), self.epoch) else {
+            return true;
+        };
+        match &cell.limiter {
+            Limiter::Slots(s) => s.usage() == 0,
+            Limiter::Gcra(gc) => gc.tat() <= now,
+            l => l.window_counter().is_none_or(|c| {
+                c.state()
+                    .start()
+                    .is_none_or(|s| now >= s.saturating_add(c.window().interval()))
+            }),
+        }
+    }
+
+    /// Marks a locked entry free and releases its lease records.
+    fn free_entry(&self, g: &Guard<'_>) {
+        g.e[E_GEN].store(g.gen().wrapping_add(1), Ordering::Relaxed);
+        g.e[E_META].store(STATE_TOMB, Ordering::Release);
+        leases::free_all_of(self, g.idx);
+    }
+
+    /// Repairs an entry whose holder died: what lies outside the buffers.
+    fn recover(&self, g: Guard<'a>) -> Guard<'a> {
+        if meta_state(g.e[E_META].load(Ordering::Relaxed)) != STATE_USED {
+            return g;
+        }
+        let Ok(mut cell) = decode(&g.read(), self.epoch) else {
+            return g;
+        };
+        if leases::recount(self, &g, &mut cell) {
+            let idx = g.idx;
+            g.commit(&cell);
+            return self.lock_idx(idx);
+        }
+        g
+    }
+
+    fn cell(&self, g: &Guard<'_>) -> Result<Cell, Error> {
+        decode(&g.read(), self.epoch)
+    }
+
+    /// The values every pipe shares: FEEDBACK drop rate, NETWORK bytes waiting.
+    pub fn shared(&self) -> Shared {
+        Shared {
+            drop_rate: self.hdr[H_DROP_RATE].load(Ordering::Relaxed) as u8,
+            bytes_waiting: u64::from(self.hdr[H_BYTES_WAITING].load(Ordering::Relaxed)),
+        }
+    }
+
+    /// Runs `f` on the cell of `k`'s entry and commits it.
+    fn update<T>(
+        &self,
+        g: Guard<'_>,
+        now: u64,
+        f: impl FnOnce(&mut Cell) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let mut cell = self.cell(&g)?;
+        let out = f(&mut cell)?;
+        g.touch(now);
+        g.commit(&cell);
+        Ok(out)
+    }
+
+    /// pipelimit `pl_check(name)`: counts and decides one request on an
+    /// existing pipe; [`Error::NoPipe`] if there is none.
+    pub fn check(&self, key: &[u8], now: u64) -> Result<Verdict, Error> {
+        let k = self.key(key)?;
+        let g = self.find(&k).ok_or(Error::NoPipe)?;
+        let shared = self.shared();
+        self.update(g, now, |c| c.limiter.check(now, &shared))
+    }
+
+    /// pipelimit `pl_check(name, algorithm, limit)`: creates the pipe with the
+    /// table's window if it does not exist; if it does, its algorithm is kept
+    /// and its limit replaced when `limit > 0`. Then counts and decides one
+    /// request. Creating a FEEDBACK pipe also sets the table's setpoint to
+    /// `limit` percent.
+    pub fn check_or_create(
+        &self,
+        key: &[u8],
+        algorithm: Algorithm,
+        limit: i64,
+        now: u64,
+    ) -> Result<Verdict, Error> {
+        let k = self.key(key)?;
+        let (g, created) = self.find_or_insert(&k, now, || {
+            Ok(Cell::new(Limiter::new(algorithm, limit, self.window)?))
+        })?;
+        let shared = self.shared();
+        let feedback_limit = self.update(g, now, |c| {
+            if !created && limit > 0 {
+                c.limiter.set_limit(limit)?;
+            }
+            let v = c.limiter.check(now, &shared)?;
+            let fb = (c.limiter.algorithm() == Algorithm::Feedback && (created || limit > 0))
+                .then_some(limit);
+            Ok((v, fb))
+        })?;
+        if let (_, Some(l)) = feedback_limit {
+            self.set_setpoint(u32::try_from(l).unwrap_or(0))?;
+        }
+        Ok(feedback_limit.0)
+    }
+
+    /// pipelimit `pl_active(name)`: whether a pipe with this key exists.
+    pub fn active(&self, key: &[u8]) -> Result<bool, Error> {
+        let k = self.key(key)?;
+        Ok(self.find(&k).is_some())
+    }
+
+    /// pipelimit `pl.set_pipe`: creates the pipe or replaces its algorithm
+    /// and limit. Same algorithm: the limit is replaced and the counters kept.
+    /// Another algorithm: the pipe starts afresh, except that a SLOTS entry
+    /// holding slots is not replaced ([`Error::WrongAlgorithm`]). A FEEDBACK
+    /// pipe's limit becomes the table's setpoint.
+    pub fn set(&self, key: &[u8], algorithm: Algorithm, limit: i64, now: u64) -> Result<(), Error> {
+        let k = self.key(key)?;
+        let fresh = Cell::new(Limiter::new(algorithm, limit, self.window)?);
+        let (g, created) = self.find_or_insert(&k, now, || Ok(fresh))?;
+        if !created {
+            self.update(g, now, |c| {
+                if c.limiter.algorithm() == algorithm {
+                    c.limiter.set_limit(limit)
+                } else if matches!(c.limiter, Limiter::Slots(s) if s.usage() > 0) {
+                    Err(Error::WrongAlgorithm)
+                } else {
+                    *c = fresh;
+                    Ok(())
+                }
+            })?;
+        }
+        if algorithm == Algorithm::Feedback {
+            self.set_setpoint(u32::try_from(limit).unwrap_or(0))?;
+        }
+        Ok(())
+    }
+
+    /// Deletes an entry ([`Error::NoPipe`] if absent); its leases end.
+    pub fn remove(&self, key: &[u8]) -> Result<(), Error> {
+        let k = self.key(key)?;
+        let g = self.find(&k).ok_or(Error::NoPipe)?;
+        self.free_entry(&g);
+        Ok(())
+    }
+
+    /// What a listing shows of one entry at `now` (pl.list name, limit_usage).
+    pub fn get(&self, key: &[u8], now: u64) -> Result<Stats, Error> {
+        let k = self.key(key)?;
+        let g = self.find(&k).ok_or(Error::NoPipe)?;
+        let cell = self.cell(&g)?;
+        Ok(cell
+            .limiter
+            .stats(now, &self.shared(), self.setpoint_percent()))
+    }
+
+    /// FreeSWITCH `limit_interval_reset`: zeroes the current window's count
+    /// now (a GCRA forgets its history; SLOTS are left alone).
+    pub fn interval_reset(&self, key: &[u8], now: u64) -> Result<(), Error> {
+        let k = self.key(key)?;
+        let g = self.find(&k).ok_or(Error::NoPipe)?;
+        self.update(g, now, |c| {
+            c.limiter.reset();
+            Ok(())
+        })
+    }
+
+    /// FreeSWITCH `limit ... max/interval`: at most `max` new calls per
+    /// window of `interval_ns` (`max < 0` counts only, `max == 0` as
+    /// `max_zero` says). Creates the entry on first use with windows as
+    /// `anchor_first_event` says (false: aligned to the table's epoch, as
+    /// mod_hiredis; true: from the first call, as mod_hash). Each call
+    /// passes its max, which replaces the stored one; a different interval
+    /// starts the entry afresh. [`Error::WrongAlgorithm`] if the key holds
+    /// another kind.
+    pub fn rate_check(
+        &self,
+        key: &[u8],
+        max: i32,
+        interval_ns: u64,
+        anchor_first_event: bool,
+        max_zero: MaxZero,
+        now: u64,
+    ) -> Result<Verdict, Error> {
+        let window = if anchor_first_event {
+            Window::first_event(interval_ns)?
+        } else {
+            Window::aligned(interval_ns, self.epoch)?
+        };
+        let fresh = IntervalLimit::new(max, window, max_zero);
+        let k = self.key(key)?;
+        let (g, _) = self.find_or_insert(&k, now, || Ok(Cell::new(Limiter::Interval(fresh))))?;
+        self.update(g, now, |c| match &mut c.limiter {
+            Limiter::Interval(l) => {
+                if l.counter().window() != window || l.max_zero() != max_zero {
+                    *l = fresh;
+                }
+                l.set_max(max);
+                Ok(l.check(now))
+            }
+            _ => Err(Error::WrongAlgorithm),
+        })
+    }
+
+    /// FreeSWITCH concurrent `limit`, app_rpt link count: takes a slot of
+    /// `key` under `max` (`< 0` counts only, 0 refuses all), creating the
+    /// entry on first use; `max` replaces the stored one. Release it with
+    /// [`Table::release`]. [`Error::WrongAlgorithm`] if the key holds another kind.
+    pub fn acquire(&self, key: &[u8], max: i32, now: u64) -> Result<SlotVerdict, Error> {
+        let k = self.key(key)?;
+        let (g, _) =
+            self.find_or_insert(&k, now, || Ok(Cell::new(Limiter::Slots(Slots::new(max)))))?;
+        let idx = g.idx;
+        let gen = g.gen();
+        self.update(g, now, |c| {
+            leases::reclaim_expired(self, idx, gen, c, now);
+            let Limiter::Slots(s) = &mut c.limiter else {
+                return Err(Error::WrongAlgorithm);
+            };
+            s.set_max(max);
+            Ok(s.acquire())
+        })
+    }
+
+    /// Gives back a slot taken with [`Table::acquire`]. Slots held by leases
+    /// are not touched: with none held otherwise the release is unmatched.
+    pub fn release(&self, key: &[u8], now: u64) -> Result<Release, Error> {
+        let k = self.key(key)?;
+        let g = self.find(&k).ok_or(Error::NoPipe)?;
+        let idx = g.idx;
+        let gen = g.gen();
+        self.update(g, now, |c| {
+            leases::reclaim_expired(self, idx, gen, c, now);
+            let leased = c.leased;
+            let Limiter::Slots(s) = &mut c.limiter else {
+                return Err(Error::WrongAlgorithm);
+            };
+            if s.usage() <= leased {
+                s.unmatched = s.unmatched.saturating_add(1);
+                return Ok(Release::Unmatched);
+            }
+            Ok(s.release())
+        })
+    }
+
+    /// Slots held on `key` now (FreeSWITCH `limit_usage`), after reclaiming
+    /// expired leases.
+    pub fn usage(&self, key: &[u8], now: u64) -> Result<u32, Error> {
+        let k = self.key(key)?;
+        let g = self.find(&k).ok_or(Error::NoPipe)?;
+        let idx = g.idx;
+        let gen = g.gen();
+        self.update(g, now, |c| {
+            leases::reclaim_expired(self, idx, gen, c, now);
+            match &c.limiter {
+                Limiter::Slots(s) => Ok(s.usage()),
+                _ => Err(Error::WrongAlgorithm),
+            }
+        })
+    }
+
+    /// Deletes every pipe (not SLOTS entries holding slots) that had no
+    /// request for `intervals` whole windows, as pipelimit's `clean_unused`
+    /// does at its timer ticks: a pipe last used in window `w` goes once the
+    /// current window is `w + intervals + 1` or later. 0 deletes nothing.
+    /// Returns how many entries were deleted.
+    pub fn clean_unused(&self, intervals: u32, now: u64) -> usize {
+        if intervals == 0 {
+            return 0;
+        }
+        let mut removed = 0;
+        for idx in 0..self.entries.len() {
+            if meta_state(self.entries[idx][E_META].load(Ordering::Acquire)) != STATE_USED {
+                continue;
+            }
+            let g = self.lock_idx(idx);
+            if meta_state(g.e[E_META].load(Ordering::Relaxed)) != STATE_USED {
+                continue;
+            }
+            let Ok(cell) = self.cell(&g) else { continue };
+            let interval = match &cell.limiter {
+                Limiter::Slots(s) if s.usage() > 0 => continue,
+                Limiter::Slots(_) => self.interval,
+                Limiter::Gcra(gc) => gc.period(),
+                l => l
+                    .window_counter()
+                    .map_or(self.interval, |c| c.window().interval()),
+            };
+            let window_of = |t: u64| t.saturating_sub(self.epoch) / interval;
+            if window_of(now) >= window_of(g.last_used()).saturating_add(u64::from(intervals) + 1) {
+                self.free_entry(&g);
+                removed += 1;
+            }
+        }
+        removed
+    }
+
+    /// The entry at slot `index` as a listing shows it at `now`, or `None`
+    /// if that slot is free. Slots run from 0 to [`Table::capacity`].
+    pub fn entry_at(&self, index: usize, now: u64) -> Option<EntryInfo> {
+        let e = self.entries.get(index)?;
+        if meta_state(e[E_META].load(Ordering::Acquire)) != STATE_USED {
+            return None;
+        }
+        let g = self.lock_idx(index);
+        let m = e[E_META].load(Ordering::Relaxed);
+        if meta_state(m) != STATE_USED {
+            return None;
+        }
+        let cell = self.cell(&g).ok()?;
+        let len = ((m >> 2) & 0x7f) as usize;
+        let mut key = [0u8; MAX_KEY_LEN];
+        for i in 0..KEY_WORDS {
+            key[4 * i..4 * i + 4]
+                .copy_from_slice(&e[E_KEY + i].load(Ordering::Relaxed).to_le_bytes());
+        }
+        Some(EntryInfo {
+            key,
+            key_len: len.min(MAX_KEY_LEN) as u8,
+            stats: cell
+                .limiter
+                .stats(now, &self.shared(), self.setpoint_percent()),
+        })
+    }
+
+    /// Every entry as a listing shows it at `now`, without allocating. Entries
+    /// inserted or removed during the walk may or may not be seen.
+    pub fn iter(&self, now: u64) -> impl Iterator<Item = EntryInfo> + 'a {
+        let t = *self;
+        (0..t.entries.len()).filter_map(move |i| t.entry_at(i, now))
+    }
+
+    /// Number of entries in use (walks the table).
+    pub fn len(&self) -> usize {
+        self.entries
+            .iter()
+            .filter(|e| meta_state(e[E_META].load(Ordering::Relaxed)) == STATE_USED)
+            .count()
+    }
+
+    /// Whether no entry is in use.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn ctrl_read(&self, active: u32) -> PidController {
+        let base = H_CTRL + active as usize * CTRL_WORDS;
+        let f = |i: usize| {
+            f64::from_bits(
+                u64::from(self.hdr[base + 2 * i].load(Ordering::Relaxed))
+                    | (u64::from(self.hdr[base + 2 * i + 1].load(Ordering::Relaxed)) << 32),
+            )
+        };
+        let gains = Gains {
+            kp: f(1),
+            ki: f(2),
+            kd: f(3),
+        };
+        let rate = self.hdr[base + 14].load(Ordering::Relaxed) as u8;
+        PidController::from_parts(f(0), gains, f(4), f(5), f(6), rate).unwrap_or_default()
+    }
+
+    /// Runs `f` on the shared controller under the header's controller lock
+    /// and commits it (double-buffered like entries).
+    fn ctrl_update<T>(
+        &self,
+        f: impl FnOnce(&mut PidController) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let word = &self.hdr[H_CTRL_LOCK];
+        let held = lock::lock(word, &self.owner);
+        let mut c = self.ctrl_read(held.active);
+        let out = match f(&mut c) {
+            Ok(out) => out,
+            Err(e) => {
+                lock::unlock(word, held.active);
+                return Err(e);
+            }
+        };
+        let next = held.active ^ 1;
+        region::write_ctrl(self.hdr, next, &c);
+        self.hdr[H_DROP_RATE].store(u32::from(c.drop_rate()), Ordering::Relaxed);
+        lock::unlock(word, next);
+        Ok(out)
+    }
+
+    /// A copy of the shared FEEDBACK controller (`pl.get_pid`).
+    pub fn pid_get(&self) -> PidController {
+        let word = &self.hdr[H_CTRL_LOCK];
+        let held = lock::lock(word, &self.owner);
+        let c = self.ctrl_read(held.active);
+        lock::unlock(word, held.active);
+        c
+    }
+
+    /// Sets the PID gains (`pl.set_pid`); non-finite gains are refused.
+    pub fn pid_set(&self, gains: Gains) -> Result<(), Error> {
+        self.ctrl_update(|c| c.set_gains(gains))
+    }
+
+    /// Sets the FEEDBACK setpoint in percent (0..=100).
+    pub fn set_setpoint(&self, percent: u32) -> Result<(), Error> {
+        self.ctrl_update(|c| c.set_setpoint_percent(percent))
+    }
+
+    fn setpoint_percent(&self) -> u8 {
+        let c = self.pid_get();
+        (c.setpoint() * 100.0 + 0.5) as u8
+    }
+
+    /// Pushes a measured or forced load in `0.0..=1.0` (`pl.push_load`): one
+    /// controller update, shared by every process; returns the new drop rate.
+    pub fn push_load(&self, load: f64) -> Result<u8, Error> {
+        self.ctrl_update(|c| c.update(load))
+    }
+
+    /// Pushes the bytes waiting on the host's network queues for NETWORK
+    /// pipes. Stored saturated at `u32::MAX` (4 GiB); NETWORK limits are
+    /// `u32`, so the verdicts are the same except for a limit of `u32::MAX`.
+    pub fn push_network(&self, bytes_waiting: u64) {
+        let v = u32::try_from(bytes_waiting).unwrap_or(u32::MAX);
+        self.hdr[H_BYTES_WAITING].store(v, Ordering::Relaxed);
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests;

@@ -1,0 +1,201 @@
+//! Table memory: a caller's byte region seen as `u32` atomics, and the
+//! const-generic [`StaticTable`]. The one `unsafe` block of the crate lives
+//! here.
+#![allow(unsafe_code)]
+
+use super::layout::*;
+use super::lock::{AtomicU32, Ordering};
+use super::{Config, Owner, Table, MAX_CAPACITY};
+use crate::{Error, PidController};
+
+type Parts<'a> = (
+    &'a [AtomicU32; HEADER_WORDS],
+    &'a [[AtomicU32; ENTRY_WORDS]],
+    &'a [[AtomicU32; LEASE_WORDS]],
+);
+
+/// `region` as `u32` atomics, after checking alignment (8) and that it holds
+/// at least `need` bytes.
+#[cfg(not(loom))]
+pub(crate) fn words(region: &mut [u8], need: usize) -> Result<&[AtomicU32], Error> {
+    if region.as_ptr().align_offset(8) != 0 {
+        return Err(Error::Misaligned);
+    }
+    if region.len() < need {
+        return Err(Error::RegionTooSmall);
+    }
+    let n = region.len() / 4;
+    // SAFETY: the pointer is non-null and aligned to 8 (checked above), so to
+    // AtomicU32's 4; `n * 4 <= region.len()` bytes are in bounds of one
+    // allocation. AtomicU32 has the size and alignment of u32 and every bit
+    // pattern is a valid value, so any bytes are valid atomics. The result
+    // borrows `region` mutably for its whole lifetime, so no other reference
+    // of this process sees these bytes as plain `u8` while the atomics live;
+    // other processes sharing the mapping only ever access it atomically too.
+    let words = unsafe { core::slice::from_raw_parts(region.as_mut_ptr().cast::<AtomicU32>(), n) };
+    Ok(words)
+}
+
+/// Splits a table's words into header, entries and leases.
+pub(crate) fn split(
+    words: &[AtomicU32],
+    capacity: usize,
+    lease_capacity: usize,
+) -> Result<Parts<'_>, Error> {
+    let (hdr, rest) = words
+        .split_at_checked(HEADER_WORDS)
+        .ok_or(Error::RegionTooSmall)?;
+    let hdr = <&[AtomicU32; HEADER_WORDS]>::try_from(hdr).map_err(|_| Error::RegionTooSmall)?;
+    let (entries, rest) = rest
+        .split_at_checked(capacity * ENTRY_WORDS)
+        .ok_or(Error::RegionTooSmall)?;
+    let (leases, _) = rest
+        .split_at_checked(lease_capacity * LEASE_WORDS)
+        .ok_or(Error::RegionTooSmall)?;
+    Ok((hdr, entries.as_chunks().0, leases.as_chunks().0))
+}
+
+fn put64(hdr: &[AtomicU32; HEADER_WORDS], i: usize, v: u64) {
+    hdr[i].store(v as u32, Ordering::Relaxed);
+    hdr[i + 1].store((v >> 32) as u32, Ordering::Relaxed);
+}
+
+/// Writes the controller into header buffer `buf` (0 or 1).
+pub(crate) fn write_ctrl(hdr: &[AtomicU32; HEADER_WORDS], buf: u32, c: &PidController) {
+    let base = H_CTRL + buf as usize * CTRL_WORDS;
+    let g = c.gains();
+    let vals = [
+        c.setpoint(),
+        g.kp,
+        g.ki,
+        g.kd,
+        c.int_err(),
+        c.last_err(),
+        c.load(),
+    ];
+    for (i, v) in vals.into_iter().enumerate() {
+        put64(hdr, base + 2 * i, v.to_bits());
+    }
+    hdr[base + 14].store(u32::from(c.drop_rate()), Ordering::Relaxed);
+}
+
+/// Fills in a zeroed header; the magic number goes last.
+pub(crate) fn write_header(hdr: &[AtomicU32; HEADER_WORDS], config: &Config) {
+    hdr[H_VERSION].store(LAYOUT_VERSION, Ordering::Relaxed);
+    hdr[H_CAPACITY].store(config.capacity as u32, Ordering::Relaxed);
+    hdr[H_ENTRY_WORDS].store(ENTRY_WORDS as u32, Ordering::Relaxed);
+    hdr[H_LEASE_CAPACITY].store(config.lease_capacity as u32, Ordering::Relaxed);
+    hdr[H_LEASE_WORDS].store(LEASE_WORDS as u32, Ordering::Relaxed);
+    put64(hdr, H_INTERVAL, config.interval_ns);
+    put64(hdr, H_EPOCH, config.epoch);
+    put64(hdr, H_SEED, config.seed);
+    write_ctrl(hdr, 0, &PidController::new());
+    hdr[H_MAGIC].store(MAGIC, Ordering::Release);
+}
+
+/// Checks a header and returns (capacity, lease capacity).
+pub(crate) fn check_header(hdr: &[AtomicU32]) -> Result<(usize, usize), Error> {
+    if hdr[H_MAGIC].load(Ordering::Acquire) != MAGIC {
+        return Err(Error::NotATable);
+    }
+    let get = |i: usize| hdr[i].load(Ordering::Relaxed) as usize;
+    let (capacity, lease_capacity) = (get(H_CAPACITY), get(H_LEASE_CAPACITY));
+    if get(H_VERSION) != LAYOUT_VERSION as usize
+        || get(H_ENTRY_WORDS) != ENTRY_WORDS
+        || get(H_LEASE_WORDS) != LEASE_WORDS
+        || capacity == 0
+        || capacity > MAX_CAPACITY
+        || lease_capacity > MAX_CAPACITY
+    {
+        return Err(Error::LayoutMismatch);
+    }
+    Ok((capacity, lease_capacity))
+}
+
+/// A table with `N` entries and `L` lease records in a `static` or a field:
+/// no region to size, capacities checked at compile time.
+///
+/// ```
+/// use floodgate::table::{Owner, StaticTable};
+/// use floodgate::{Algorithm, Verdict};
+/// static PIPES: StaticTable<64, 16> = StaticTable::new();
+/// let t = PIPES.init(10_000_000_000, 0, 0x5eed, Owner::SINGLE_PROCESS)?;
+/// assert_eq!(t.check_or_create(b"10.0.0.1", Algorithm::Taildrop, 1, 0)?, Verdict::Pass);
+/// assert_eq!(t.check(b"10.0.0.1", 1)?, Verdict::Drop);
+/// # Ok::<(), floodgate::Error>(())
+/// ```
+#[cfg(not(loom))]
+#[repr(C, align(8))]
+pub struct StaticTable<const N: usize, const L: usize> {
+    header: [AtomicU32; HEADER_WORDS],
+    entries: [[AtomicU32; ENTRY_WORDS]; N],
+    leases: [[AtomicU32; LEASE_WORDS]; L],
+}
+
+#[cfg(not(loom))]
+const INITIALIZING: u32 = 1;
+
+#[cfg(not(loom))]
+impl<const N: usize, const L: usize> Default for StaticTable<N, L> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(not(loom))]
+impl<const N: usize, const L: usize> StaticTable<N, L> {
+    /// An uninitialized table (all zero); call [`StaticTable::init`].
+    pub const fn new() -> Self {
+        const {
+            assert!(
+                N >= 1 && N <= MAX_CAPACITY,
+                "capacity must be 1..=MAX_CAPACITY"
+            );
+            assert!(L <= MAX_CAPACITY, "lease capacity must be <= MAX_CAPACITY");
+        }
+        StaticTable {
+            header: [const { AtomicU32::new(0) }; HEADER_WORDS],
+            entries: [const { [const { AtomicU32::new(0) }; ENTRY_WORDS] }; N],
+            leases: [const { [const { AtomicU32::new(0) }; LEASE_WORDS] }; L],
+        }
+    }
+
+    /// Initializes the table on the first call (windows of `interval_ns`
+    /// from `epoch`, hash `seed`) and returns a handle; later calls, from any
+    /// thread, return a handle on the same table and ignore the settings.
+    pub fn init(
+        &self,
+        interval_ns: u64,
+        epoch: u64,
+        seed: u64,
+        owner: Owner,
+    ) -> Result<Table<'_>, Error> {
+        let config = Config {
+            capacity: N,
+            lease_capacity: L,
+            interval_ns,
+            epoch,
+            seed,
+        };
+        config.validate()?;
+        let magic = &self.header[H_MAGIC];
+        if magic
+            .compare_exchange(0, INITIALIZING, Ordering::Acquire, Ordering::Acquire)
+            .is_ok()
+        {
+            write_header(&self.header, &config);
+        } else {
+            while magic.load(Ordering::Acquire) == INITIALIZING {
+                core::hint::spin_loop();
+            }
+        }
+        self.table(owner)
+    }
+
+    /// A handle on the initialized table; [`Error::NotATable`] before
+    /// [`StaticTable::init`].
+    pub fn table(&self, owner: Owner) -> Result<Table<'_>, Error> {
+        check_header(&self.header)?;
+        Table::open(&self.header, &self.entries, &self.leases, owner)
+    }
+}

@@ -1,0 +1,613 @@
+//! Unit tests of the table (single-threaded behaviour and crash recovery;
+//! concurrency is tested in tests/ and under loom).
+
+use super::*;
+use crate::{Release, SlotVerdict, Verdict};
+
+const S: u64 = 1_000_000_000;
+
+/// A heap buffer with room to start an 8-aligned region anywhere in it.
+fn region(bytes: usize) -> Vec<u8> {
+    vec![0u8; bytes + 8]
+}
+
+/// The 8-aligned part of a [`region`] buffer.
+fn as_bytes(r: &mut [u8]) -> &mut [u8] {
+    let off = r.as_ptr().align_offset(8);
+    let len = r.len() - 8;
+    &mut r[off..off + len]
+}
+
+fn cfg(capacity: usize) -> Config {
+    Config {
+        capacity,
+        lease_capacity: capacity,
+        interval_ns: 10 * S,
+        epoch: 0,
+        seed: 0x1234_5678,
+    }
+}
+
+fn with_table<R>(config: Config, f: impl FnOnce(Table<'_>) -> R) -> R {
+    let mut mem = region(Table::size_for(&config).unwrap());
+    let t = Table::init_in(as_bytes(&mut mem), &config, Owner::SINGLE_PROCESS).unwrap();
+    f(t)
+}
+
+#[test]
+fn size_for_and_region_errors() {
+    assert_eq!(Table::size_for(&cfg(0)), Err(Error::InvalidCapacity));
+    assert_eq!(
+        Table::size_for(&cfg(MAX_CAPACITY + 1)),
+        Err(Error::InvalidCapacity)
+    );
+    let mut zero = cfg(4);
+    zero.interval_ns = 0;
+    assert_eq!(Table::size_for(&zero), Err(Error::ZeroInterval));
+    let c = cfg(4);
+    let need = Table::size_for(&c).unwrap();
+    assert_eq!(need, 192 + 4 * 160 + 4 * 20);
+    let mut mem = region(need + 16);
+    let bytes = as_bytes(&mut mem);
+    assert_eq!(bytes.len(), need + 16);
+    assert_eq!(
+        Table::init_in(&mut bytes[..need - 1], &c, Owner::SINGLE_PROCESS).unwrap_err(),
+        Error::RegionTooSmall
+    );
+    assert_eq!(
+        Table::init_in(&mut bytes[4..], &c, Owner::SINGLE_PROCESS).unwrap_err(),
+        Error::Misaligned
+    );
+    assert_eq!(
+        Table::attach(&mut bytes[..need], Owner::SINGLE_PROCESS).unwrap_err(),
+        Error::NotATable
+    );
+    assert_eq!(
+        Table::attach(&mut bytes[..10], Owner::SINGLE_PROCESS).unwrap_err(),
+        Error::RegionTooSmall
+    );
+}
+
+#[test]
+fn attach_sees_the_same_table_and_refuses_other_layouts() {
+    let c = cfg(8);
+    let need = Table::size_for(&c).unwrap();
+    let mut mem = region(need);
+    {
+        let t = Table::init_in(as_bytes(&mut mem), &c, Owner::SINGLE_PROCESS).unwrap();
+        assert_eq!(
+            t.check_or_create(b"a", Algorithm::Taildrop, 1, 0),
+            Ok(Verdict::Pass)
+        );
+    }
+    {
+        let t = Table::attach(as_bytes(&mut mem), Owner::SINGLE_PROCESS).unwrap();
+        assert_eq!((t.capacity(), t.lease_capacity()), (8, 8));
+        assert_eq!((t.interval(), t.epoch()), (10 * S, 0));
+        assert_eq!(t.check(b"a", 1), Ok(Verdict::Drop));
+    }
+    // Another layout version (header word 1).
+    as_bytes(&mut mem)[4] = 2;
+    assert_eq!(
+        Table::attach(as_bytes(&mut mem), Owner::SINGLE_PROCESS).unwrap_err(),
+        Error::LayoutMismatch
+    );
+    // A region cut shorter than the header says.
+    as_bytes(&mut mem)[4] = 1;
+    let bytes = as_bytes(&mut mem);
+    assert_eq!(
+        Table::attach(&mut bytes[..need - 8], Owner::SINGLE_PROCESS).unwrap_err(),
+        Error::RegionTooSmall
+    );
+}
+
+#[test]
+fn pipelimit_check_flow() {
+    with_table(cfg(16), |t| {
+        assert_eq!(t.check(b"10.0.0.1", 0), Err(Error::NoPipe));
+        assert_eq!(t.active(b"10.0.0.1"), Ok(false));
+        for i in 0..3 {
+            assert_eq!(
+                t.check_or_create(b"10.0.0.1", Algorithm::Taildrop, 3, i),
+                Ok(Verdict::Pass)
+            );
+        }
+        assert_eq!(t.check(b"10.0.0.1", 4), Ok(Verdict::Drop));
+        assert_eq!(t.active(b"10.0.0.1"), Ok(true));
+        // Exists: algorithm kept, limit replaced when > 0.
+        assert_eq!(
+            t.check_or_create(b"10.0.0.1", Algorithm::Red, 10, 5),
+            Ok(Verdict::Pass)
+        );
+        let st = t.get(b"10.0.0.1", 5).unwrap();
+        assert_eq!(
+            (st.algorithm, st.limit, st.counter),
+            (Algorithm::Taildrop, 10, 5)
+        );
+        // limit <= 0 keeps the limit.
+        let _ = t.check_or_create(b"10.0.0.1", Algorithm::Taildrop, 0, 6);
+        assert_eq!(t.get(b"10.0.0.1", 6).unwrap().limit, 10);
+        // Next interval: counter in last_counter.
+        let st = t.get(b"10.0.0.1", 10 * S).unwrap();
+        assert_eq!((st.counter, st.last_counter), (0, 6));
+        // NOP says so.
+        assert_eq!(
+            t.check_or_create(b"nop", Algorithm::Nop, 0, 0),
+            Ok(Verdict::PassNop)
+        );
+        assert_eq!(t.len(), 2);
+        assert_eq!(t.remove(b"nop"), Ok(()));
+        assert_eq!(t.remove(b"nop"), Err(Error::NoPipe));
+        assert_eq!(t.check(b"nop", 0), Err(Error::NoPipe));
+        assert!(!t.is_empty());
+    });
+}
+
+#[test]
+fn keys_are_bytes() {
+    with_table(cfg(16), |t| {
+        assert_eq!(t.check(b"", 0), Err(Error::EmptyKey));
+        assert_eq!(t.check(&[1u8; 65], 0), Err(Error::KeyTooLong));
+        let k64 = [0xffu8; 64];
+        let nul = b"a\0b";
+        assert_eq!(
+            t.check_or_create(&k64, Algorithm::Taildrop, 1, 0),
+            Ok(Verdict::Pass)
+        );
+        assert_eq!(
+            t.check_or_create(nul, Algorithm::Taildrop, 1, 0),
+            Ok(Verdict::Pass)
+        );
+        assert_eq!(t.check(b"a", 0), Err(Error::NoPipe));
+        assert_eq!(t.check(b"a\0", 0), Err(Error::NoPipe));
+        assert_eq!(t.check(nul, 0), Ok(Verdict::Drop));
+        assert_eq!(t.check(&k64, 0), Ok(Verdict::Drop));
+        let mut keys: Vec<Vec<u8>> = t.iter(0).map(|e| e.key().to_vec()).collect();
+        keys.sort();
+        assert_eq!(keys, vec![nul.to_vec(), k64.to_vec()]);
+    });
+}
+
+#[test]
+fn set_replaces_algorithm_and_feedback_sets_the_setpoint() {
+    with_table(cfg(16), |t| {
+        t.set(b"p", Algorithm::Taildrop, 5, 0).unwrap();
+        for i in 0..4 {
+            let _ = t.check(b"p", i);
+        }
+        t.set(b"p", Algorithm::Taildrop, 7, 5).unwrap();
+        assert_eq!(
+            t.get(b"p", 5).unwrap().counter,
+            4,
+            "same algorithm keeps counters"
+        );
+        t.set(b"p", Algorithm::Red, 2, 6).unwrap();
+        let st = t.get(b"p", 6).unwrap();
+        assert_eq!((st.algorithm, st.limit, st.counter), (Algorithm::Red, 2, 0));
+        assert_eq!(t.set(b"p", Algorithm::Red, 0, 7), Err(Error::InvalidLimit));
+        t.set(b"fb", Algorithm::Feedback, 50, 0).unwrap();
+        assert_eq!(t.pid_get().setpoint(), 0.5);
+        assert_eq!(t.get(b"fb", 0).unwrap().limit, 50);
+        // A slots entry holding slots keeps its algorithm.
+        assert_eq!(t.acquire(b"room", 3, 0), Ok(SlotVerdict::Acquired));
+        assert_eq!(
+            t.set(b"room", Algorithm::Taildrop, 1, 0),
+            Err(Error::WrongAlgorithm)
+        );
+        assert_eq!(t.usage(b"room", 0), Ok(1));
+    });
+}
+
+#[test]
+fn feedback_controller_is_shared_and_matches_the_worked_example() {
+    with_table(cfg(16), |t| {
+        assert_eq!(
+            t.check_or_create(b"fb", Algorithm::Feedback, 50, 0),
+            Ok(Verdict::Pass)
+        );
+        assert_eq!(t.push_load(0.9), Ok(10));
+        assert_eq!(t.push_load(0.9), Ok(20));
+        assert_eq!(t.push_load(0.9), Ok(30));
+        assert_eq!(t.push_load(1.5), Err(Error::InvalidLoad));
+        assert_eq!(t.shared().drop_rate, 30);
+        let c = t.pid_get();
+        assert!((c.int_err() + 1.2).abs() < 1e-12);
+        // 30 of the next 100 requests drop.
+        let drops = (0..100)
+            .filter(|&i| t.check(b"fb", i) == Ok(Verdict::Drop))
+            .count();
+        assert_eq!(drops, 30);
+        let g = Gains {
+            kp: 1.0,
+            ki: -2.0,
+            kd: 0.5,
+        };
+        t.pid_set(g).unwrap();
+        assert_eq!(t.pid_get().gains(), g);
+        let bad = Gains { kp: f64::NAN, ..g };
+        assert_eq!(t.pid_set(bad), Err(Error::InvalidGain));
+        assert_eq!(t.set_setpoint(101), Err(Error::InvalidLimit));
+        assert_eq!(t.pid_get().gains(), g);
+    });
+}
+
+#[test]
+fn network_pipes_follow_the_pushed_value() {
+    with_table(cfg(16), |t| {
+        assert_eq!(
+            t.check_or_create(b"net", Algorithm::Network, 1000, 0),
+            Ok(Verdict::Pass)
+        );
+        t.push_network(5000);
+        assert_eq!(t.check(b"net", 1), Ok(Verdict::Drop));
+        assert_eq!(t.get(b"net", 1).unwrap().load, 1);
+        t.push_network(u64::MAX);
+        assert_eq!(t.shared().bytes_waiting, u64::from(u32::MAX));
+        t.push_network(10);
+        assert_eq!(t.check(b"net", 2), Ok(Verdict::Pass));
+    });
+}
+
+#[test]
+fn freeswitch_interval_and_slots() {
+    with_table(cfg(16), |t| {
+        // 5/1 aligned.
+        let passed = (0..8)
+            .filter(|_| t.rate_check(b"r", 5, S, false, MaxZero::RefuseAll, 0) == Ok(Verdict::Pass))
+            .count();
+        assert_eq!(passed, 5);
+        t.interval_reset(b"r", 1).unwrap();
+        assert_eq!(
+            t.rate_check(b"r", 5, S, false, MaxZero::RefuseAll, 2),
+            Ok(Verdict::Pass)
+        );
+        // max -1 counts only; 0 refuses.
+        for _ in 0..100 {
+            assert_eq!(
+                t.rate_check(b"c", -1, S, true, MaxZero::RefuseAll, 0),
+                Ok(Verdict::Pass)
+            );
+        }
+        assert_eq!(t.get(b"c", 0).unwrap().counter, 100);
+        assert_eq!(
+            t.rate_check(b"z", 0, S, false, MaxZero::RefuseAll, 0),
+            Ok(Verdict::Drop)
+        );
+        // A different interval starts afresh.
+        assert_eq!(
+            t.rate_check(b"r", 1, 30 * S, false, MaxZero::RefuseAll, 3),
+            Ok(Verdict::Pass)
+        );
+        assert_eq!(
+            t.rate_check(b"r", 1, 30 * S, false, MaxZero::RefuseAll, 4),
+            Ok(Verdict::Drop)
+        );
+        assert_eq!(
+            t.rate_check(b"r", 1, 0, false, MaxZero::RefuseAll, 4),
+            Err(Error::ZeroInterval)
+        );
+        // Slots: exclusive room of 3.
+        for _ in 0..3 {
+            assert_eq!(t.acquire(b"room", 3, 0), Ok(SlotVerdict::Acquired));
+        }
+        assert_eq!(t.acquire(b"room", 3, 0), Ok(SlotVerdict::Refused));
+        assert_eq!(t.release(b"room", 0), Ok(Release::Released));
+        assert_eq!(t.usage(b"room", 0), Ok(2));
+        assert_eq!(t.release(b"room", 0), Ok(Release::Released));
+        assert_eq!(t.release(b"room", 0), Ok(Release::Released));
+        assert_eq!(t.release(b"room", 0), Ok(Release::Unmatched));
+        assert_eq!(
+            t.get(b"room", 0).unwrap().last_counter,
+            1,
+            "one unmatched release"
+        );
+        assert_eq!(t.release(b"nobody", 0), Err(Error::NoPipe));
+        // Wrong kinds.
+        assert_eq!(t.acquire(b"r", 3, 0), Err(Error::WrongAlgorithm));
+        assert_eq!(t.check(b"room", 0), Err(Error::WrongAlgorithm));
+        assert_eq!(
+            t.rate_check(b"room", 3, S, false, MaxZero::RefuseAll, 0),
+            Err(Error::WrongAlgorithm)
+        );
+    });
+}
+
+#[test]
+fn leases_release_once_and_expire() {
+    with_table(cfg(16), |t| {
+        let LeaseVerdict::Acquired(a) = t.lease_acquire(b"node", 2, None, 0).unwrap() else {
+            panic!("refused")
+        };
+        let LeaseVerdict::Acquired(b) = t.lease_acquire(b"node", 2, Some(5 * S), 0).unwrap() else {
+            panic!("refused")
+        };
+        assert_eq!(
+            t.lease_acquire(b"node", 2, None, 0),
+            Ok(LeaseVerdict::Refused)
+        );
+        // A plain release does not take a leased slot.
+        assert_eq!(t.release(b"node", 0), Ok(Release::Unmatched));
+        assert_eq!(t.lease_release(a, 1), Ok(LeaseRelease::Released));
+        assert_eq!(t.lease_release(a, 1), Ok(LeaseRelease::AlreadyReleased));
+        assert_eq!(t.usage(b"node", 1), Ok(1));
+        // b expires at 5 s.
+        assert_eq!(t.usage(b"node", 5 * S - 1), Ok(1));
+        assert_eq!(t.usage(b"node", 5 * S), Ok(0));
+        assert_eq!(t.lease_release(b, 6 * S), Ok(LeaseRelease::AlreadyReleased));
+        assert_eq!(Lease::from_bits(b.to_bits()), b);
+        assert_eq!(
+            t.lease_acquire(b"node", 2, Some(0), 0),
+            Err(Error::ZeroInterval)
+        );
+        assert_eq!(
+            t.lease_release(Lease::from_bits(u64::MAX), 0),
+            Ok(LeaseRelease::AlreadyReleased)
+        );
+        // Deleting the entry ends its leases.
+        let LeaseVerdict::Acquired(c) = t.lease_acquire(b"node", 2, None, 7 * S).unwrap() else {
+            panic!("refused")
+        };
+        t.remove(b"node").unwrap();
+        assert_eq!(t.lease_release(c, 8 * S), Ok(LeaseRelease::AlreadyReleased));
+        let LeaseVerdict::Acquired(_) = t.lease_acquire(b"node", 2, None, 8 * S).unwrap() else {
+            panic!("refused")
+        };
+        assert_eq!(t.usage(b"node", 8 * S), Ok(1));
+    });
+}
+
+#[test]
+fn lease_records_run_out_cleanly() {
+    let mut c = cfg(8);
+    c.lease_capacity = 2;
+    with_table(c, |t| {
+        assert!(matches!(
+            t.lease_acquire(b"a", -1, None, 0),
+            Ok(LeaseVerdict::Acquired(_))
+        ));
+        assert!(matches!(
+            t.lease_acquire(b"b", -1, None, 0),
+            Ok(LeaseVerdict::Acquired(_))
+        ));
+        assert_eq!(t.lease_acquire(b"a", -1, None, 0), Err(Error::LeasesFull));
+        assert_eq!(t.usage(b"a", 0), Ok(1), "a failed lease takes nothing");
+    });
+    let mut c = cfg(8);
+    c.lease_capacity = 0;
+    with_table(c, |t| {
+        assert_eq!(t.lease_acquire(b"a", -1, None, 0), Err(Error::LeasesFull));
+    });
+}
+
+#[test]
+fn hub_of_four_virtual_nodes() {
+    with_table(cfg(64), |t| {
+        let nodes: [&[u8]; 4] = [b"node-1", b"node-2", b"node-3", b"node-4"];
+        let mut per = [0u32; 4];
+        for link in 0..200 {
+            match t.balance_acquire(&nodes, 50, 200, link).unwrap() {
+                Balanced::Acquired { member, lease } => {
+                    assert_eq!(lease, None);
+                    // Least loaded, ties to the lowest index: round robin.
+                    assert_eq!(member, link as usize % 4);
+                    per[member] += 1;
+                }
+                Balanced::Full => panic!("link {link} refused"),
+            }
+        }
+        assert_eq!(per, [50; 4]);
+        assert_eq!(t.balance_acquire(&nodes, 50, 200, 300), Ok(Balanced::Full));
+        // A disconnect frees a slot on node-3; the next link goes there.
+        assert_eq!(t.release(b"node-3", 301), Ok(Release::Released));
+        assert_eq!(
+            t.balance_acquire(&nodes, 50, 200, 302),
+            Ok(Balanced::Acquired {
+                member: 2,
+                lease: None
+            })
+        );
+        // Total max below the sum of the members' maxima.
+        assert_eq!(
+            t.balance_acquire(&nodes[..2], 50, 10, 303),
+            Ok(Balanced::Full)
+        );
+        assert_eq!(t.balance_acquire(&[], 1, 1, 0), Err(Error::InvalidGroup));
+        assert_eq!(
+            t.balance_acquire(&[b"x", b"x"], 1, 1, 0),
+            Err(Error::DuplicateMember)
+        );
+        let many = [&b"m"[..]; 17];
+        assert_eq!(t.balance_acquire(&many, 1, 1, 0), Err(Error::InvalidGroup));
+        // With leases.
+        let hub: [&[u8]; 2] = [b"v1", b"v2"];
+        let Balanced::Acquired {
+            member: 0,
+            lease: Some(l),
+        } = t.balance_lease(&hub, 1, -1, Some(S), 0).unwrap()
+        else {
+            panic!("expected a lease on v1")
+        };
+        assert!(matches!(
+            t.balance_lease(&hub, 1, -1, Some(S), 0),
+            Ok(Balanced::Acquired {
+                member: 1,
+                lease: Some(_)
+            })
+        ));
+        assert_eq!(t.balance_lease(&hub, 1, -1, Some(S), 0), Ok(Balanced::Full));
+        assert_eq!(t.lease_release(l, 1), Ok(LeaseRelease::Released));
+        assert!(matches!(
+            t.balance_lease(&hub, 1, -1, None, 2),
+            Ok(Balanced::Acquired { member: 0, .. })
+        ));
+        // v2's lease expired at 1 s.
+        assert!(matches!(
+            t.balance_lease(&hub, 1, -1, None, S + 2),
+            Ok(Balanced::Acquired { member: 1, .. })
+        ));
+        t.set(b"rate", Algorithm::Taildrop, 1, 0).unwrap();
+        assert_eq!(
+            t.balance_acquire(&[b"v9", b"rate"], 1, -1, 0),
+            Err(Error::WrongAlgorithm)
+        );
+    });
+}
+
+#[test]
+fn full_table_evicts_the_least_recently_used_idle_entry() {
+    let mut c = cfg(4);
+    c.lease_capacity = 4;
+    with_table(c, |t| {
+        // Four pipes, used at t = 1, 2, 3, 4 (s), all in window 0.
+        for (i, k) in [b"a", b"b", b"c", b"d"].iter().enumerate() {
+            let v = t.check_or_create(*k, Algorithm::Taildrop, 10, (i as u64 + 1) * S);
+            assert_eq!(v, Ok(Verdict::Pass));
+        }
+        // Same window: nothing idle, so Full and nothing changed.
+        assert_eq!(
+            t.check_or_create(b"e", Algorithm::Taildrop, 10, 5 * S),
+            Err(Error::Full)
+        );
+        assert_eq!(t.len(), 4);
+        // Next window: all idle; LRU among the first 3 idle candidates in e's window.
+        assert_eq!(
+            t.check_or_create(b"e", Algorithm::Taildrop, 10, 11 * S),
+            Ok(Verdict::Pass)
+        );
+        assert_eq!(t.len(), 4);
+        assert_eq!(t.active(b"e"), Ok(true));
+        let gone: Vec<&[u8]> = [&b"a"[..], b"b", b"c", b"d"]
+            .into_iter()
+            .filter(|k| t.active(k) == Ok(false))
+            .collect();
+        assert_eq!(gone.len(), 1);
+        // Slots held are never evicted.
+        with_table(cfg(1), |t| {
+            assert_eq!(t.acquire(b"held", 1, 0), Ok(SlotVerdict::Acquired));
+            assert_eq!(t.acquire(b"other", 1, 100 * S), Err(Error::Full));
+            assert_eq!(t.release(b"held", 0), Ok(Release::Released));
+            assert_eq!(t.acquire(b"other", 1, 100 * S), Ok(SlotVerdict::Acquired));
+            assert_eq!(t.active(b"held"), Ok(false));
+        });
+    });
+}
+
+#[test]
+fn clean_unused_follows_pipelimit_ticks() {
+    with_table(cfg(16), |t| {
+        let old = t.check_or_create(b"old", Algorithm::Taildrop, 5, 5 * S); // window 0
+        let new = t.check_or_create(b"new", Algorithm::Red, 5, 25 * S); // window 2
+        assert_eq!((old, new), (Ok(Verdict::Pass), Ok(Verdict::Pass)));
+        assert_eq!(t.acquire(b"held", 1, 0), Ok(SlotVerdict::Acquired));
+        assert_eq!(t.clean_unused(0, 100 * S), 0);
+        // clean_unused 2: "old" (window 0) goes from window 3 on.
+        assert_eq!(t.clean_unused(2, 29 * S), 0);
+        assert_eq!(t.clean_unused(2, 30 * S), 1);
+        assert_eq!(t.active(b"old"), Ok(false));
+        assert_eq!(t.clean_unused(2, 50 * S), 1);
+        assert_eq!(t.active(b"held"), Ok(true), "held slots stay");
+    });
+}
+
+#[test]
+fn listing_shows_every_entry() {
+    with_table(cfg(32), |t| {
+        for i in 0u8..10 {
+            let v = t.check_or_create(&[b'k', i], Algorithm::Taildrop, 5, 0);
+            assert_eq!(v, Ok(Verdict::Pass));
+        }
+        assert_eq!(t.iter(0).count(), 10);
+        assert!(t
+            .iter(0)
+            .all(|e| e.stats.counter == 1 && e.stats.limit == 5));
+        assert_eq!(t.entry_at(usize::MAX, 0), None);
+    });
+}
+
+#[test]
+fn a_dead_holder_mid_operation_leaves_a_consistent_entry() {
+    /// Only id 1 (this test) is alive.
+    fn alive(id: u32) -> bool {
+        id == 1
+    }
+    let c = cfg(8);
+    let mut mem = region(Table::size_for(&c).unwrap());
+    let owner = Owner::new(1, alive).unwrap();
+    let t = Table::init_in(as_bytes(&mut mem), &c, owner).unwrap();
+    assert_eq!(t.acquire(b"slots", 5, 0), Ok(SlotVerdict::Acquired));
+    let LeaseVerdict::Acquired(held) = t.lease_acquire(b"slots", 5, None, 0).unwrap() else {
+        panic!("refused")
+    };
+    let k = t.key(b"slots").unwrap();
+    let idx = t.find(&k).map(|g| g.idx).unwrap();
+    // Process 99 locked the entry, claimed a lease record (pending), wrote
+    // garbage into the uncommitted buffer, and died.
+    let e = &t.entries[idx];
+    let active = e[E_LOCK].load(Ordering::Relaxed) >> 31;
+    e[E_LOCK].store((active << 31) | 99, Ordering::Relaxed);
+    let other = E_BUF + (active as usize ^ 1) * BUF_WORDS;
+    for i in 0..BUF_WORDS {
+        e[other + i].store(0xdead_beef, Ordering::Relaxed);
+    }
+    let free = t
+        .leases
+        .iter()
+        .position(|r| r[L_OWNER].load(Ordering::Relaxed) == 0)
+        .unwrap();
+    t.leases[free][L_OWNER].store(LEASE_PENDING | (idx as u32 + 1), Ordering::Relaxed);
+    // The next caller takes the lock over and finds the committed state.
+    assert_eq!(t.usage(b"slots", 1), Ok(2));
+    assert_eq!(lock::holder(&e[E_LOCK]), 0);
+    assert_eq!(
+        t.leases[free][L_OWNER].load(Ordering::Relaxed),
+        0,
+        "pending record freed"
+    );
+    assert_eq!(t.lease_release(held, 2), Ok(LeaseRelease::Released));
+    assert_eq!(t.release(b"slots", 2), Ok(Release::Released));
+    assert_eq!(t.usage(b"slots", 3), Ok(0));
+
+    // Died after freeing a lease record, before committing the count.
+    let LeaseVerdict::Acquired(l) = t.lease_acquire(b"slots", 5, None, 4).unwrap() else {
+        panic!("refused")
+    };
+    let rec = &t.leases[(l.to_bits() >> 32) as usize];
+    rec[L_OWNER].store(0, Ordering::Relaxed);
+    let active = e[E_LOCK].load(Ordering::Relaxed) >> 31;
+    e[E_LOCK].store((active << 31) | 77, Ordering::Relaxed);
+    assert_eq!(t.usage(b"slots", 5), Ok(0), "recount matches the records");
+
+    // A dead holder of the insert lock does not block inserts.
+    t.hdr[H_INSERT_LOCK].store(55, Ordering::Relaxed);
+    assert_eq!(
+        t.check_or_create(b"new", Algorithm::Nop, 0, 6),
+        Ok(Verdict::PassNop)
+    );
+}
+
+#[test]
+fn static_table_initializes_once() {
+    static T: StaticTable<8, 4> = StaticTable::new();
+    assert_eq!(
+        T.table(Owner::SINGLE_PROCESS).unwrap_err(),
+        Error::NotATable
+    );
+    assert_eq!(
+        T.init(0, 0, 0, Owner::SINGLE_PROCESS).unwrap_err(),
+        Error::ZeroInterval
+    );
+    let t = T.init(S, 0, 1, Owner::SINGLE_PROCESS).unwrap();
+    assert_eq!(
+        t.check_or_create(b"k", Algorithm::Taildrop, 1, 0),
+        Ok(Verdict::Pass)
+    );
+    let again = T.init(5 * S, 0, 2, Owner::SINGLE_PROCESS).unwrap();
+    assert_eq!(again.interval(), S, "settings of later calls are ignored");
+    assert_eq!(again.check(b"k", 1), Ok(Verdict::Drop));
+    assert_eq!((again.capacity(), again.lease_capacity()), (8, 4));
+    let t2 = T.table(Owner::new(2, |_| true).unwrap()).unwrap();
+    assert_eq!(
+        t2.with_owner(Owner::SINGLE_PROCESS).check(b"k", 2),
+        Ok(Verdict::Drop)
+    );
+}
