@@ -68,6 +68,7 @@ pub use balance::Balanced;
 pub use layout::{bytes_for, ENTRY_WORDS, HEADER_WORDS, LEASE_WORDS};
 pub use leases::{Lease, LeaseRelease, LeaseVerdict};
 pub use lock::Owner;
+#[cfg(not(loom))]
 pub use region::StaticTable;
 
 use codec::{decode, encode, Cell, BUF_WORDS};
@@ -226,6 +227,7 @@ impl<'a> Table<'a> {
     /// Builds a new, empty table in `region` (zeroing what it uses) and
     /// returns a handle for `owner`. The region must be aligned to 8 bytes and
     /// at least [`Table::size_for`] bytes long.
+    #[cfg(not(loom))]
     pub fn init_in(
         region: &'a mut [u8],
         config: &Config,
@@ -243,6 +245,7 @@ impl<'a> Table<'a> {
 
     /// Opens the table that [`Table::init_in`] built in `region` (in this or
     /// another process, mapped at any address).
+    #[cfg(not(loom))]
     pub fn attach(region: &'a mut [u8], owner: Owner) -> Result<Table<'a>, Error> {
         let len = region.len();
         let words = region::words(region, HEADER_WORDS * 4)?;
@@ -886,3 +889,26 @@ impl<'a> Table<'a> {
 
 #[cfg(all(test, not(loom)))]
 mod tests;
+
+/// A table in leaked heap memory built from loom's atomics, for loom models
+/// (`RUSTFLAGS="--cfg loom" cargo test --test loom --release`).
+#[cfg(loom)]
+pub fn loom_table(config: &Config, owner: Owner) -> Result<Table<'static>, Error> {
+    extern crate std;
+    use std::{boxed::Box, vec::Vec};
+    config.validate()?;
+    let hdr: &'static [AtomicU32; HEADER_WORDS] =
+        Box::leak(Box::new(core::array::from_fn(|_| AtomicU32::new(0))));
+    let entries: &'static [[AtomicU32; ENTRY_WORDS]] = Vec::leak(
+        (0..config.capacity)
+            .map(|_| core::array::from_fn(|_| AtomicU32::new(0)))
+            .collect(),
+    );
+    let leases: &'static [[AtomicU32; LEASE_WORDS]] = Vec::leak(
+        (0..config.lease_capacity)
+            .map(|_| core::array::from_fn(|_| AtomicU32::new(0)))
+            .collect(),
+    );
+    region::write_header(hdr, config);
+    Table::open(hdr, entries, leases, owner)
+}

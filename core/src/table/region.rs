@@ -2,10 +2,13 @@
 //! const-generic [`StaticTable`]. The one `unsafe` block of the crate lives
 //! here.
 #![allow(unsafe_code)]
+#![cfg_attr(loom, allow(dead_code))]
 
 use super::layout::*;
 use super::lock::{AtomicU32, Ordering};
-use super::{Config, Owner, Table, MAX_CAPACITY};
+use super::{Config, MAX_CAPACITY};
+#[cfg(not(loom))]
+use super::{Owner, Table};
 use crate::{Error, PidController};
 
 type Parts<'a> = (
