@@ -30,6 +30,7 @@ pub(crate) const H_CTRL_LOCK: usize = 13;
 pub(crate) const H_DROP_RATE: usize = 14;
 pub(crate) const H_BYTES_WAITING: usize = 15;
 pub(crate) const H_LEASE_HINT: usize = 16;
+pub(crate) const H_SETPOINT: usize = 17; // setpoint percent, mirrored for lock-free reads
 pub(crate) const H_CTRL: usize = 18; // 2 buffers of CTRL_WORDS
 pub(crate) const CTRL_WORDS: usize = 15;
 /// Words in the header.

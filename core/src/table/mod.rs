@@ -550,22 +550,28 @@ impl<'a> Table<'a> {
     ) -> Result<Verdict, Error> {
         let k = self.key(key)?;
         let (g, created) = self.find_or_insert(&k, now, || {
-            Ok(Cell::new(Limiter::new(algorithm, limit, self.window)?))
+            let l = Limiter::new(algorithm, limit, self.window)?;
+            if matches!(l, Limiter::Slots(_)) {
+                // A SLOTS pipe cannot be checked: fail before creating it.
+                return Err(Error::WrongAlgorithm);
+            }
+            Ok(Cell::new(l))
         })?;
         let shared = self.shared();
-        let feedback_limit = self.update(g, now, |c| {
+        let (verdict, feedback) = self.update(g, now, |c| {
             if !created && limit > 0 {
                 c.limiter.set_limit(limit)?;
             }
             let v = c.limiter.check(now, &shared)?;
-            let fb = (c.limiter.algorithm() == Algorithm::Feedback && (created || limit > 0))
-                .then_some(limit);
+            let fb = c.limiter.algorithm() == Algorithm::Feedback && (created || limit > 0);
             Ok((v, fb))
         })?;
-        if let (_, Some(l)) = feedback_limit {
-            self.set_setpoint(u32::try_from(l).unwrap_or(0))?;
+        // The range was checked by Limiter::new / set_limit (0..=100).
+        let percent = u32::try_from(limit).unwrap_or(0);
+        if feedback && u32::from(self.setpoint_percent()) != percent {
+            self.set_setpoint(percent)?;
         }
-        Ok(feedback_limit.0)
+        Ok(verdict)
     }
 
     /// pipelimit `pl_active(name)`: whether a pipe with this key exists.
@@ -844,6 +850,9 @@ impl<'a> Table<'a> {
         let next = held.active ^ 1;
         region::write_ctrl(self.hdr, next, &c);
         self.hdr[H_DROP_RATE].store(u32::from(c.drop_rate()), Ordering::Relaxed);
+        // The setpoint is always percent / 100, so rounding recovers the percent.
+        let percent = (c.setpoint() * 100.0 + 0.5) as u32;
+        self.hdr[H_SETPOINT].store(percent, Ordering::Relaxed);
         lock::unlock(word, next);
         Ok(out)
     }
@@ -867,9 +876,9 @@ impl<'a> Table<'a> {
         self.ctrl_update(|c| c.set_setpoint_percent(percent))
     }
 
-    fn setpoint_percent(&self) -> u8 {
-        let c = self.pid_get();
-        (c.setpoint() * 100.0 + 0.5) as u8
+    /// The FEEDBACK setpoint in percent, read without the controller lock.
+    pub fn setpoint_percent(&self) -> u8 {
+        self.hdr[H_SETPOINT].load(Ordering::Relaxed) as u8
     }
 
     /// Pushes a measured or forced load in `0.0..=1.0` (`pl.push_load`): one
