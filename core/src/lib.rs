@@ -42,6 +42,12 @@
 //! [`Limiter`] holds any of them, so pipes of different algorithms can share
 //! one container.
 //!
+//! # Tables
+//! [`table::Table`] keeps limiters of any kind under byte-string keys in
+//! memory the caller owns (a static, Kamailio's shm, a `MAP_SHARED` file),
+//! shared by threads and processes with no OS lock, and safe against a
+//! process killed mid-operation. See the [`table`] module.
+//!
 //! # Windows
 //! Window-based limiters roll over lazily on the next call; see [`window`]
 //! for the exact rules (aligned to an epoch the caller chooses, or starting at
@@ -65,6 +71,13 @@
 //! * Slots cannot tell a second acquire by the same holder (mod_hash can);
 //!   a table's leases give each holder its own handle.
 //! * Windows need no timer: the result equals a timer started at the epoch.
+//! * Tables: creating a FEEDBACK pipe (or replacing its limit) sets the
+//!   shared setpoint, not only `pl.set_pipe`; the controller's whole state
+//!   (integral term included) lives in the shared table, so `pl.push_load`
+//!   from any process updates the one controller every process uses.
+//!   [`table::Table::set`] creates a missing pipe (pipelimit's `pl.set_pipe`
+//!   refuses one). A full table evicts an idle entry or fails with
+//!   [`Error::Full`]; pipelimit's chained table never fills.
 //!
 //! # Errors
 //! All fallible operations return [`Error`], a small `Copy` enum that

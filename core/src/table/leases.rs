@@ -110,6 +110,13 @@ fn claim(t: &Table<'_>, idx: usize, gen: u32, expires: u64) -> Result<Lease, Err
     Err(Error::LeasesFull)
 }
 
+/// Whether some lease record is free now.
+fn has_free_record(t: &Table<'_>) -> bool {
+    t.leases
+        .iter()
+        .any(|rec| rec[L_OWNER].load(Ordering::Relaxed) == 0)
+}
+
 /// Frees expired leases of the locked entry `idx` in `cell` (SLOTS only).
 pub(crate) fn reclaim_expired(t: &Table<'_>, idx: usize, gen: u32, cell: &mut Cell, now: u64) {
     if cell.next_expiry > now || !matches!(cell.limiter, Limiter::Slots(_)) {
@@ -200,8 +207,14 @@ impl Table<'_> {
     ) -> Result<LeaseVerdict, Error> {
         let expires = expiry_of(hold_ns, now)?;
         let k = self.key(key)?;
-        let (g, _) =
-            self.find_or_insert(&k, now, || Ok(Cell::new(Limiter::Slots(Slots::new(max)))))?;
+        let (g, _) = self.find_or_insert(&k, now, || {
+            let s = Slots::new(max);
+            // No record for the lease: fail before creating (or evicting) anything.
+            if s.has_room() && !has_free_record(self) {
+                return Err(Error::LeasesFull);
+            }
+            Ok(Cell::new(Limiter::Slots(s)))
+        })?;
         let (idx, gen) = (g.idx, g.gen());
         self.update(g, now, |c| {
             reclaim_expired(self, idx, gen, c, now);
