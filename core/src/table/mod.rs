@@ -62,6 +62,7 @@ mod hash;
 mod layout;
 mod leases;
 pub mod lock;
+#[allow(unsafe_code)]
 mod region;
 
 pub use balance::Balanced;
@@ -256,6 +257,51 @@ impl<'a> Table<'a> {
         }
         let words = &words[..need / 4];
         let (hdr, entries, leases) = region::split(words, capacity, lease_capacity)?;
+        Table::open(hdr, entries, leases, owner)
+    }
+
+    /// [`Table::init_in`] for memory reached through a raw pointer (the C
+    /// ABI, a `mmap`ed file), without ever forming a `&mut [u8]` to it. A
+    /// null pointer is [`Error::Misaligned`].
+    ///
+    /// # Safety
+    /// `ptr` must be valid for reads and writes of `len` bytes for `'a`, and
+    /// nobody may use those bytes during `'a` other than through floodgate
+    /// tables (in this or other processes).
+    #[cfg(not(loom))]
+    #[allow(unsafe_code)]
+    pub unsafe fn init_raw(
+        ptr: *mut u8,
+        len: usize,
+        config: &Config,
+        owner: Owner,
+    ) -> Result<Table<'a>, Error> {
+        let need = Table::size_for(config)?;
+        // SAFETY: forwarded caller contract.
+        let words = unsafe { region::raw_words(ptr, len, need)? };
+        for w in &words[..need / 4] {
+            w.store(0, Ordering::Relaxed);
+        }
+        let (hdr, entries, leases) = region::split(words, config.capacity, config.lease_capacity)?;
+        region::write_header(hdr, config);
+        Table::open(hdr, entries, leases, owner)
+    }
+
+    /// [`Table::attach`] for memory reached through a raw pointer.
+    ///
+    /// # Safety
+    /// As for [`Table::init_raw`].
+    #[cfg(not(loom))]
+    #[allow(unsafe_code)]
+    pub unsafe fn attach_raw(ptr: *mut u8, len: usize, owner: Owner) -> Result<Table<'a>, Error> {
+        // SAFETY: forwarded caller contract.
+        let words = unsafe { region::raw_words(ptr, len, HEADER_WORDS * 4)? };
+        let (capacity, lease_capacity) = region::check_header(&words[..HEADER_WORDS])?;
+        let need = bytes_for(capacity, lease_capacity).ok_or(Error::LayoutMismatch)?;
+        if len < need {
+            return Err(Error::RegionTooSmall);
+        }
+        let (hdr, entries, leases) = region::split(&words[..need / 4], capacity, lease_capacity)?;
         Table::open(hdr, entries, leases, owner)
     }
 

@@ -39,6 +39,31 @@ pub(crate) fn words(region: &mut [u8], need: usize) -> Result<&[AtomicU32], Erro
     Ok(words)
 }
 
+/// The `len` bytes at `ptr` as `u32` atomics, after checking null,
+/// alignment (8) and that they hold at least `need` bytes.
+///
+/// # Safety
+/// `ptr` must be valid for reads and writes of `len` bytes for `'a`, and
+/// everyone touching those bytes during `'a` (threads or other processes)
+/// must do so only through atomics, as floodgate does.
+#[cfg(not(loom))]
+pub(crate) unsafe fn raw_words<'a>(
+    ptr: *mut u8,
+    len: usize,
+    need: usize,
+) -> Result<&'a [AtomicU32], Error> {
+    if ptr.is_null() || ptr.align_offset(8) != 0 {
+        return Err(Error::Misaligned);
+    }
+    if len < need {
+        return Err(Error::RegionTooSmall);
+    }
+    // SAFETY: non-null and aligned (checked); valid for `len >= n * 4` bytes
+    // for 'a and accessed only atomically (the caller's contract); any bit
+    // pattern is a valid AtomicU32, which has u32's size and alignment.
+    Ok(unsafe { core::slice::from_raw_parts(ptr.cast::<AtomicU32>(), len / 4) })
+}
+
 /// Splits a table's words into header, entries and leases.
 pub(crate) fn split(
     words: &[AtomicU32],
@@ -200,5 +225,45 @@ impl<const N: usize, const L: usize> StaticTable<N, L> {
     pub fn table(&self, owner: Owner) -> Result<Table<'_>, Error> {
         check_header(&self.header)?;
         Table::open(&self.header, &self.entries, &self.leases, owner)
+    }
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::super::{Config, Owner, Table};
+    use crate::{Algorithm, Error, Verdict};
+
+    #[test]
+    fn raw_init_and_attach_share_one_table() {
+        let c = Config::new(8, 1_000);
+        let need = Table::size_for(&c).unwrap();
+        let mut buf = vec![0u64; need / 8 + 1];
+        let ptr = buf.as_mut_ptr().cast::<u8>();
+        let len = buf.len() * 8;
+        #[allow(unsafe_code)]
+        // SAFETY: `buf` outlives both handles and is only used through them.
+        let (a, b) = unsafe {
+            let a = Table::init_raw(ptr, len, &c, Owner::SINGLE_PROCESS).unwrap();
+            let b = Table::attach_raw(ptr, len, Owner::SINGLE_PROCESS).unwrap();
+            assert_eq!(
+                Table::attach_raw(ptr, need - 4, Owner::SINGLE_PROCESS).unwrap_err(),
+                Error::RegionTooSmall
+            );
+            assert_eq!(
+                Table::attach_raw(ptr.add(4), len - 4, Owner::SINGLE_PROCESS).unwrap_err(),
+                Error::Misaligned
+            );
+            assert_eq!(
+                Table::attach_raw(core::ptr::null_mut(), 0, Owner::SINGLE_PROCESS).unwrap_err(),
+                Error::Misaligned
+            );
+            (a, b)
+        };
+        assert_eq!(
+            a.check_or_create(b"k", Algorithm::Taildrop, 1, 0),
+            Ok(Verdict::Pass)
+        );
+        assert_eq!(b.check(b"k", 1), Ok(Verdict::Drop));
+        drop(buf);
     }
 }
