@@ -108,12 +108,23 @@ impl Table<'_> {
             break;
         }
         let mut cells = [None::<Cell>; MAX_MEMBERS];
+        // Every member must be SLOTS before any lease is reclaimed: records
+        // freed for a cell that is then not committed would leave that
+        // entry's count above its records for good.
+        for i in 0..n {
+            let g = guards[i].as_ref().ok_or(Error::InvalidGroup)?;
+            let cell = self.cell(g)?;
+            if !matches!(cell.limiter, Limiter::Slots(_)) {
+                return Err(Error::WrongAlgorithm);
+            }
+            cells[i] = Some(cell);
+        }
         let mut total: u64 = 0;
         let mut best: Option<(u32, usize)> = None;
         for i in 0..n {
             let g = guards[i].as_ref().ok_or(Error::InvalidGroup)?;
-            let mut cell = self.cell(g)?;
-            leases::reclaim_expired(self, g.idx, g.gen(), &mut cell, now);
+            let cell = cells[i].as_mut().ok_or(Error::InvalidGroup)?;
+            leases::reclaim_expired(self, g.idx, g.gen(), cell, now);
             let Limiter::Slots(s) = &mut cell.limiter else {
                 return Err(Error::WrongAlgorithm);
             };
@@ -122,7 +133,6 @@ impl Table<'_> {
             if s.has_room() && best.is_none_or(|(u, _)| s.usage() < u) {
                 best = Some((s.usage(), i));
             }
-            cells[i] = Some(cell);
         }
         let over_total = total_max >= 0 && total >= total_max as u64;
         let mut verdict = Balanced::Full;

@@ -110,6 +110,13 @@ fn claim(t: &Table<'_>, idx: usize, gen: u32, expires: u64) -> Result<Lease, Err
     Err(Error::LeasesFull)
 }
 
+/// Whether a lease expiring at `exp` has expired at `now`. `u64::MAX` never
+/// does: it stands for a lease held until released, or one whose hold runs
+/// past the end of time (`now + hold_ns` saturated).
+fn expired(exp: u64, now: u64) -> bool {
+    exp != u64::MAX && exp <= now
+}
+
 /// Whether some lease record is free now.
 fn has_free_record(t: &Table<'_>) -> bool {
     t.leases
@@ -132,7 +139,7 @@ pub(crate) fn reclaim_expired(t: &Table<'_>, idx: usize, gen: u32, cell: &mut Ce
             continue;
         }
         let exp = expiry(rec);
-        if exp <= now {
+        if expired(exp, now) {
             rec[L_OWNER].store(0, Ordering::Release);
             freed += 1;
         } else {
@@ -244,6 +251,10 @@ impl Table<'_> {
             || rec[L_GEN].load(Ordering::Relaxed) != lease.gen
             || rec[L_ENTRY_GEN].load(Ordering::Relaxed) != gen
             || meta_state(g.e[E_META].load(Ordering::Relaxed)) != STATE_USED
+            // Expired by `now` but not reclaimed yet: as documented, a
+            // release after expiry changes nothing (the next acquire,
+            // release, usage or balance on the entry reclaims it).
+            || expired(expiry(rec), now)
         {
             return Ok(LeaseRelease::AlreadyReleased);
         }

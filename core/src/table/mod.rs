@@ -62,7 +62,6 @@ mod hash;
 mod layout;
 mod leases;
 pub mod lock;
-#[allow(unsafe_code)]
 mod region;
 
 pub use balance::Balanced;
