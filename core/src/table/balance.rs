@@ -34,7 +34,8 @@ impl Table<'_> {
     /// Takes a plain slot (release it with [`Table::release`] on the chosen
     /// member's key) on the least-loaded of `members`, each under
     /// `per_member_max` and all together under `total_max` (negative: no
-    /// total limit). Members that do not exist yet are created as SLOTS.
+    /// total limit). Members that do not exist yet are created as SLOTS;
+    /// [`Error::Full`] if the table cannot hold them all at once.
     pub fn balance_acquire(
         &self,
         members: &[&[u8]],
@@ -80,6 +81,7 @@ impl Table<'_> {
         }
         let keys = &keys[..n];
         let mut guards: [Option<Guard<'_>>; MAX_MEMBERS] = Default::default();
+        let mut shared_slot = 0;
         'resolve: loop {
             let mut order = [(usize::MAX, 0usize); MAX_MEMBERS];
             for (i, k) in keys.iter().enumerate() {
@@ -91,6 +93,17 @@ impl Table<'_> {
             }
             let order = &mut order[..n];
             order.sort_unstable();
+            if order.windows(2).any(|w| w[0].0 == w[1].0) {
+                // A member was inserted in the slot of another one, evicted
+                // (by that very insert when the table is full) or removed
+                // since: locking that slot twice would wait on ourselves.
+                // Retry; members that keep evicting each other do not fit.
+                shared_slot += 1;
+                if shared_slot == 4 {
+                    return Err(Error::Full);
+                }
+                continue 'resolve;
+            }
             for &(idx, i) in order.iter() {
                 guards[i] = Some(self.lock_idx(idx));
             }
@@ -108,9 +121,8 @@ impl Table<'_> {
             break;
         }
         let mut cells = [None::<Cell>; MAX_MEMBERS];
-        // Every member must be SLOTS before any lease is reclaimed: records
-        // freed for a cell that is then not committed would leave that
-        // entry's count above its records for good.
+        let mut due = [false; MAX_MEMBERS];
+        // Every member must be SLOTS before anything is planned.
         for i in 0..n {
             let g = guards[i].as_ref().ok_or(Error::InvalidGroup)?;
             let cell = self.cell(g)?;
@@ -124,7 +136,9 @@ impl Table<'_> {
         for i in 0..n {
             let g = guards[i].as_ref().ok_or(Error::InvalidGroup)?;
             let cell = cells[i].as_mut().ok_or(Error::InvalidGroup)?;
-            leases::reclaim_expired(self, g.idx, g.gen(), cell, now);
+            // Expired leases leave the counts now; their records are freed
+            // below only if this balance commits (an error frees nothing).
+            due[i] = leases::plan_reclaim(self, g.idx, g.gen(), cell, now);
             let Limiter::Slots(s) = &mut cell.limiter else {
                 return Err(Error::WrongAlgorithm);
             };
@@ -141,7 +155,7 @@ impl Table<'_> {
             let (idx, gen) = (g.idx, g.gen());
             let cell = cells[i].as_mut().ok_or(Error::InvalidGroup)?;
             let lease = match lease_expiry {
-                Some(exp) => match leases::lease_one(self, idx, gen, cell, exp)? {
+                Some(exp) => match leases::lease_one(self, idx, gen, cell, exp, now)? {
                     LeaseVerdict::Acquired(l) => Some(l),
                     LeaseVerdict::Refused => return Err(Error::Corrupt),
                 },
@@ -156,6 +170,9 @@ impl Table<'_> {
         }
         for i in 0..n {
             if let (Some(g), Some(cell)) = (guards[i].take(), cells[i]) {
+                if due[i] {
+                    leases::apply_reclaim(self, g.idx, g.gen(), now);
+                }
                 if verdict != Balanced::Full {
                     g.touch(now);
                 }

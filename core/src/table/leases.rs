@@ -74,8 +74,10 @@ fn expiry(rec: &[super::lock::AtomicU32; LEASE_WORDS]) -> u64 {
         | (u64::from(rec[L_EXPIRY + 1].load(Ordering::Relaxed)) << 32)
 }
 
-/// Claims a free record for entry `idx` (generation `gen`), under its lock.
-fn claim(t: &Table<'_>, idx: usize, gen: u32, expires: u64) -> Result<Lease, Error> {
+/// Claims a record for a new lease of entry `idx` (generation `gen`), under
+/// its lock: a free record, or else one of this entry's own leases that
+/// expired by `now` (whose slot [`plan_reclaim`] already took off the count).
+fn claim(t: &Table<'_>, idx: usize, gen: u32, expires: u64, now: u64) -> Result<Lease, Error> {
     let n = t.leases.len();
     if n == 0 {
         return Err(Error::LeasesFull);
@@ -84,30 +86,43 @@ fn claim(t: &Table<'_>, idx: usize, gen: u32, expires: u64) -> Result<Lease, Err
     let start = t.hdr[H_LEASE_HINT].fetch_add(1, Ordering::Relaxed) as usize % n;
     for i in 0..n {
         let r = (start + i) % n;
-        let rec = &t.leases[r];
-        if rec[L_OWNER]
+        if t.leases[r][L_OWNER]
             .compare_exchange(
                 0,
                 LEASE_PENDING | owner,
                 Ordering::Acquire,
                 Ordering::Relaxed,
             )
-            .is_err()
+            .is_ok()
         {
-            continue;
+            return Ok(fill(t, r, owner, gen, expires));
         }
-        let lgen = rec[L_GEN].load(Ordering::Relaxed).wrapping_add(1);
-        rec[L_GEN].store(lgen, Ordering::Relaxed);
-        rec[L_ENTRY_GEN].store(gen, Ordering::Relaxed);
-        rec[L_EXPIRY].store(expires as u32, Ordering::Relaxed);
-        rec[L_EXPIRY + 1].store((expires >> 32) as u32, Ordering::Relaxed);
-        rec[L_OWNER].store(owner, Ordering::Release);
-        return Ok(Lease {
-            record: r as u32,
-            gen: lgen,
-        });
+    }
+    for (r, rec) in t.leases.iter().enumerate() {
+        if rec[L_OWNER].load(Ordering::Acquire) == owner
+            && rec[L_ENTRY_GEN].load(Ordering::Relaxed) == gen
+            && expired(expiry(rec), now)
+        {
+            rec[L_OWNER].store(LEASE_PENDING | owner, Ordering::Relaxed);
+            return Ok(fill(t, r, owner, gen, expires));
+        }
     }
     Err(Error::LeasesFull)
+}
+
+/// Fills in record `r`, which this caller holds as pending, and marks it held.
+fn fill(t: &Table<'_>, r: usize, owner: u32, gen: u32, expires: u64) -> Lease {
+    let rec = &t.leases[r];
+    let lgen = rec[L_GEN].load(Ordering::Relaxed).wrapping_add(1);
+    rec[L_GEN].store(lgen, Ordering::Relaxed);
+    rec[L_ENTRY_GEN].store(gen, Ordering::Relaxed);
+    rec[L_EXPIRY].store(expires as u32, Ordering::Relaxed);
+    rec[L_EXPIRY + 1].store((expires >> 32) as u32, Ordering::Relaxed);
+    rec[L_OWNER].store(owner, Ordering::Release);
+    Lease {
+        record: r as u32,
+        gen: lgen,
+    }
 }
 
 /// Whether a lease expiring at `exp` has expired at `now`. `u64::MAX` never
@@ -124,10 +139,13 @@ fn has_free_record(t: &Table<'_>) -> bool {
         .any(|rec| rec[L_OWNER].load(Ordering::Relaxed) == 0)
 }
 
-/// Frees expired leases of the locked entry `idx` in `cell` (SLOTS only).
-pub(crate) fn reclaim_expired(t: &Table<'_>, idx: usize, gen: u32, cell: &mut Cell, now: u64) {
+/// Takes the expired leases of the locked SLOTS entry `idx` off the counts
+/// in `cell` (records untouched) and returns whether there were any: then
+/// [`apply_reclaim`] must free their records when the operation commits.
+/// A failed operation commits nothing and frees nothing.
+pub(crate) fn plan_reclaim(t: &Table<'_>, idx: usize, gen: u32, cell: &mut Cell, now: u64) -> bool {
     if cell.next_expiry > now || !matches!(cell.limiter, Limiter::Slots(_)) {
-        return;
+        return false;
     }
     let owner = idx as u32 + 1;
     let mut freed = 0u32;
@@ -140,7 +158,6 @@ pub(crate) fn reclaim_expired(t: &Table<'_>, idx: usize, gen: u32, cell: &mut Ce
         }
         let exp = expiry(rec);
         if expired(exp, now) {
-            rec[L_OWNER].store(0, Ordering::Release);
             freed += 1;
         } else {
             next = next.min(exp);
@@ -148,6 +165,23 @@ pub(crate) fn reclaim_expired(t: &Table<'_>, idx: usize, gen: u32, cell: &mut Ce
     }
     take(cell, freed);
     cell.next_expiry = next;
+    freed > 0
+}
+
+/// Frees the records of entry `idx`'s leases expired by `now`, under its
+/// lock, right before the cell [`plan_reclaim`] adjusted is committed. A
+/// holder killed in between leaves records freed and the count not yet
+/// lowered; whoever takes its lock over recounts.
+pub(crate) fn apply_reclaim(t: &Table<'_>, idx: usize, gen: u32, now: u64) {
+    let owner = idx as u32 + 1;
+    for rec in t.leases {
+        if rec[L_OWNER].load(Ordering::Acquire) == owner
+            && rec[L_ENTRY_GEN].load(Ordering::Relaxed) == gen
+            && expired(expiry(rec), now)
+        {
+            rec[L_OWNER].store(0, Ordering::Release);
+        }
+    }
 }
 
 /// Takes `n` leased slots off `cell`'s counts.
@@ -224,12 +258,11 @@ impl Table<'_> {
         })?;
         let (idx, gen) = (g.idx, g.gen());
         self.update(g, now, |c| {
-            reclaim_expired(self, idx, gen, c, now);
             let Limiter::Slots(s) = &mut c.limiter else {
                 return Err(Error::WrongAlgorithm);
             };
             s.set_max(max);
-            lease_one(self, idx, gen, c, expires)
+            lease_one(self, idx, gen, c, expires, now)
         })
     }
 
@@ -261,7 +294,6 @@ impl Table<'_> {
         self.update(g, now, |c| {
             rec[L_OWNER].store(0, Ordering::Release);
             take(c, 1);
-            reclaim_expired(self, idx, gen, c, now);
             Ok(LeaseRelease::Released)
         })
     }
@@ -282,6 +314,7 @@ pub(crate) fn lease_one(
     gen: u32,
     c: &mut Cell,
     expires: u64,
+    now: u64,
 ) -> Result<LeaseVerdict, Error> {
     let Limiter::Slots(s) = &mut c.limiter else {
         return Err(Error::WrongAlgorithm);
@@ -289,7 +322,7 @@ pub(crate) fn lease_one(
     if !s.has_room() {
         return Ok(LeaseVerdict::Refused);
     }
-    let lease = claim(t, idx, gen, expires)?;
+    let lease = claim(t, idx, gen, expires, now)?;
     let verdict = s.acquire();
     debug_assert_eq!(verdict, SlotVerdict::Acquired);
     c.leased += 1;

@@ -558,7 +558,12 @@ impl<'a> Table<'a> {
         }
     }
 
-    /// Runs `f` on the cell of `k`'s entry and commits it.
+    /// Runs `f` on the locked entry's cell and commits it.
+    ///
+    /// `f` sees the cell with the entry's expired leases already taken off
+    /// its counts (lazily, as time has passed); their records are freed
+    /// only if `f` succeeds, right before the commit. A failed `f` commits
+    /// and frees nothing: a failed operation changes nothing.
     fn update<T>(
         &self,
         g: Guard<'_>,
@@ -566,7 +571,11 @@ impl<'a> Table<'a> {
         f: impl FnOnce(&mut Cell) -> Result<T, Error>,
     ) -> Result<T, Error> {
         let mut cell = self.cell(&g)?;
+        let due = leases::plan_reclaim(self, g.idx, g.gen(), &mut cell, now);
         let out = f(&mut cell)?;
+        if due {
+            leases::apply_reclaim(self, g.idx, g.gen(), now);
+        }
         g.touch(now);
         g.commit(&cell);
         Ok(out)
@@ -726,10 +735,7 @@ impl<'a> Table<'a> {
         let k = self.key(key)?;
         let (g, _) =
             self.find_or_insert(&k, now, || Ok(Cell::new(Limiter::Slots(Slots::new(max)))))?;
-        let idx = g.idx;
-        let gen = g.gen();
         self.update(g, now, |c| {
-            leases::reclaim_expired(self, idx, gen, c, now);
             let Limiter::Slots(s) = &mut c.limiter else {
                 return Err(Error::WrongAlgorithm);
             };
@@ -743,10 +749,7 @@ impl<'a> Table<'a> {
     pub fn release(&self, key: &[u8], now: u64) -> Result<Release, Error> {
         let k = self.key(key)?;
         let g = self.find(&k).ok_or(Error::NoPipe)?;
-        let idx = g.idx;
-        let gen = g.gen();
         self.update(g, now, |c| {
-            leases::reclaim_expired(self, idx, gen, c, now);
             let leased = c.leased;
             let Limiter::Slots(s) = &mut c.limiter else {
                 return Err(Error::WrongAlgorithm);
@@ -764,14 +767,9 @@ impl<'a> Table<'a> {
     pub fn usage(&self, key: &[u8], now: u64) -> Result<u32, Error> {
         let k = self.key(key)?;
         let g = self.find(&k).ok_or(Error::NoPipe)?;
-        let idx = g.idx;
-        let gen = g.gen();
-        self.update(g, now, |c| {
-            leases::reclaim_expired(self, idx, gen, c, now);
-            match &c.limiter {
-                Limiter::Slots(s) => Ok(s.usage()),
-                _ => Err(Error::WrongAlgorithm),
-            }
+        self.update(g, now, |c| match &c.limiter {
+            Limiter::Slots(s) => Ok(s.usage()),
+            _ => Err(Error::WrongAlgorithm),
         })
     }
 
@@ -803,7 +801,9 @@ impl<'a> Table<'a> {
                     .map_or(self.interval, |c| c.window().interval()),
             };
             let window_of = |t: u64| t.saturating_sub(self.epoch) / interval;
-            if window_of(now) >= window_of(g.last_used()).saturating_add(u64::from(intervals) + 1) {
+            // Not saturating: a window past u64::MAX never comes.
+            let due = window_of(g.last_used()).checked_add(u64::from(intervals) + 1);
+            if due.is_some_and(|due| window_of(now) >= due) {
                 self.free_entry(&g);
                 removed += 1;
             }

@@ -611,3 +611,143 @@ fn static_table_initializes_once() {
         Ok(Verdict::Drop)
     );
 }
+
+#[test]
+fn balancing_members_that_evict_each_other_is_full_not_a_deadlock() {
+    /// Only id 1 (this test) exists: being asked about it means waiting on a
+    /// lock this very caller holds, which never ends.
+    fn alive(id: u32) -> bool {
+        assert_ne!(id, 1, "waiting on a lock this caller holds");
+        true
+    }
+    let owner = Owner::new(1, alive).unwrap();
+    // One slot: creating "b" evicts the idle "a" into the same slot.
+    let c = cfg(1);
+    let mut mem = region(Table::size_for(&c).unwrap());
+    let t = Table::init_in(as_bytes(&mut mem), &c, owner).unwrap();
+    assert_eq!(t.balance_acquire(&[b"a", b"b"], 1, -1, 0), Err(Error::Full));
+    assert_eq!(t.len(), 1);
+    // Four slots, three held: the two members cannot both fit.
+    let c = cfg(4);
+    let mut mem = region(Table::size_for(&c).unwrap());
+    let t = Table::init_in(as_bytes(&mut mem), &c, owner).unwrap();
+    for k in [b"x", b"y", b"z"] {
+        assert_eq!(t.acquire(k, 1, 0), Ok(SlotVerdict::Acquired));
+    }
+    assert_eq!(
+        t.balance_lease(&[b"a", b"b"], 1, -1, None, 0),
+        Err(Error::Full)
+    );
+    // With room for both, the group works.
+    assert_eq!(t.release(b"z", 0), Ok(Release::Released));
+    assert_eq!(t.remove(b"z"), Ok(()));
+    assert!(matches!(
+        t.balance_acquire(&[b"a", b"b"], 1, -1, 0),
+        Ok(Balanced::Acquired {
+            member: 0,
+            lease: None
+        })
+    ));
+}
+
+#[test]
+fn failed_creations_leave_nothing_behind() {
+    with_table(cfg(16), |t| {
+        // pl_check cannot count on a SLOTS pipe: it fails and creates nothing.
+        assert_eq!(
+            t.check_or_create(b"s", Algorithm::Slots, 3, 0),
+            Err(Error::WrongAlgorithm)
+        );
+        assert_eq!(t.active(b"s"), Ok(false));
+        assert!(t.is_empty());
+    });
+    // No free lease record: a lease on a new key neither creates the key nor
+    // evicts an idle entry to make room for it.
+    let mut c = cfg(2);
+    c.lease_capacity = 1;
+    with_table(c, |t| {
+        assert!(matches!(
+            t.lease_acquire(b"a", -1, None, 0),
+            Ok(LeaseVerdict::Acquired(_))
+        ));
+        assert_eq!(
+            t.check_or_create(b"idle", Algorithm::Taildrop, 5, 0),
+            Ok(Verdict::Pass)
+        );
+        assert_eq!(
+            t.lease_acquire(b"b", -1, None, 100 * S),
+            Err(Error::LeasesFull)
+        );
+        assert_eq!(t.active(b"b"), Ok(false));
+        assert_eq!(t.active(b"idle"), Ok(true));
+        assert_eq!(t.len(), 2);
+    });
+}
+
+#[test]
+fn leases_held_until_released_outlive_the_end_of_time() {
+    with_table(cfg(16), |t| {
+        let LeaseVerdict::Acquired(l) = t.lease_acquire(b"n", -1, None, 0).unwrap() else {
+            panic!("refused")
+        };
+        // A hold that runs past u64::MAX never ends either.
+        let LeaseVerdict::Acquired(m) = t.lease_acquire(b"n", -1, Some(10), u64::MAX - 5).unwrap()
+        else {
+            panic!("refused")
+        };
+        assert_eq!(t.usage(b"n", u64::MAX), Ok(2));
+        assert_eq!(t.lease_release(l, u64::MAX), Ok(LeaseRelease::Released));
+        assert_eq!(t.lease_release(m, u64::MAX), Ok(LeaseRelease::Released));
+        assert_eq!(t.usage(b"n", u64::MAX), Ok(0));
+    });
+}
+
+#[test]
+fn releasing_an_expired_lease_changes_nothing_even_before_reclaim() {
+    with_table(cfg(16), |t| {
+        let LeaseVerdict::Acquired(l) = t.lease_acquire(b"n", -1, Some(S), 0).unwrap() else {
+            panic!("refused")
+        };
+        // Nothing reclaimed it yet, but at 1 s it has expired.
+        assert_eq!(t.lease_release(l, S), Ok(LeaseRelease::AlreadyReleased));
+        assert_eq!(t.usage(b"n", S), Ok(0));
+        assert_eq!(t.lease_release(l, S), Ok(LeaseRelease::AlreadyReleased));
+        assert_eq!(t.get(b"n", S).unwrap().last_counter, 0);
+    });
+}
+
+#[test]
+fn a_balance_refused_for_a_wrong_member_keeps_lease_counts_right() {
+    with_table(cfg(16), |t| {
+        t.set(b"rate", Algorithm::Taildrop, 1, 0).unwrap();
+        let LeaseVerdict::Acquired(_) = t.lease_acquire(b"v1", -1, Some(S), 0).unwrap() else {
+            panic!("refused")
+        };
+        // v1's lease has expired; the group fails on "rate" before any
+        // reclaim, so v1's count still matches its records...
+        assert_eq!(
+            t.balance_acquire(&[b"v1", b"rate"], 5, -1, 2 * S),
+            Err(Error::WrongAlgorithm)
+        );
+        // ...and the next operation reclaims the expired lease.
+        assert_eq!(t.usage(b"v1", 2 * S), Ok(0));
+    });
+}
+
+#[test]
+fn clean_unused_keeps_pipes_used_near_the_end_of_time() {
+    let mut c = cfg(16);
+    c.interval_ns = 1;
+    with_table(c, |t| {
+        let v = t.check_or_create(b"p", Algorithm::Taildrop, 5, u64::MAX - 1);
+        assert_eq!(v, Ok(Verdict::Pass));
+        // Window u64::MAX - 1 + 3 + 1 never comes.
+        assert_eq!(t.clean_unused(3, u64::MAX), 0);
+        assert_eq!(t.active(b"p"), Ok(true));
+        assert_eq!(t.clean_unused(1, u64::MAX), 0);
+        let v = t.check_or_create(b"q", Algorithm::Taildrop, 5, u64::MAX - 2);
+        assert_eq!(v, Ok(Verdict::Pass));
+        assert_eq!(t.clean_unused(1, u64::MAX), 1);
+        assert_eq!(t.active(b"q"), Ok(false));
+    });
+}
