@@ -15,9 +15,13 @@
 //! always matches the records. A lease whose acquirer died after marking it
 //! held, but before returning the handle, stays held until it expires.
 //!
-//! Expired leases are reclaimed on the next operation on their entry that
-//! needs the count (acquire, release, usage, balance): each entry keeps the
-//! earliest expiry of its leases, so no scan happens before one is due.
+//! Expired leases are reclaimed by the next successful operation on their
+//! entry (acquire, release, usage, lease calls, balance, set, reset): it
+//! sees the count without them and frees their records as it commits; a
+//! failed operation frees nothing. Listings (`get`, `iter`) and
+//! `clean_unused` do not reclaim, so they still count a lease that expired
+//! but was not reclaimed yet. Each entry keeps the earliest expiry of its
+//! leases, so no scan happens before one is due.
 
 use super::codec::Cell;
 use super::layout::*;
