@@ -408,8 +408,10 @@ enum fg_result fg_table_bytes(const struct fg_config *config, size_t *out);
 
 /**
  * Builds a new, empty table in `region` (`len` bytes, 8-aligned, at least
- * `fg_table_bytes`) and fills in the handle `*out`. The memory is zeroed
- * first. Call once, in one process; others use `fg_table_attach`.
+ * `fg_table_bytes`) and fills in the handle `*out`. Once the arguments
+ * are checked, the first `fg_table_bytes` bytes are zeroed and the table
+ * written there; on an error nothing is written. Call once, in one
+ * process; others use `fg_table_attach`.
  *
  * # Safety
  * Pointers must be NULL or valid for what this function reads and
@@ -546,7 +548,9 @@ enum fg_result fg_slot_acquire(const struct fg_table *t,
 
 /**
  * Gives back a slot taken by `fg_slot_acquire` (at hangup).
- * `FG_RELEASED`, or `FG_UNMATCHED` if none was held (the count stays at 0).
+ * `FG_RELEASED`, or `FG_UNMATCHED` if no such slot is held: the count
+ * never goes below 0, and slots held by leases are left alone (release
+ * those with `fg_lease_release`).
  *
  * # Safety
  * Pointers must be NULL or valid for what this function reads and

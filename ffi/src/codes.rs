@@ -214,7 +214,7 @@ pub(crate) const DESCRIPTIONS: [(fg_result, &str); 35] = [
     ),
     (
         fg_result::FG_E_MISALIGNED,
-        "memory region NULL or not aligned to 8 bytes\0",
+        "memory region not aligned to 8 bytes\0",
     ),
     (
         fg_result::FG_E_NOT_A_TABLE,

@@ -302,8 +302,10 @@ export! {
     }
 
     /// Builds a new, empty table in `region` (`len` bytes, 8-aligned, at least
-    /// `fg_table_bytes`) and fills in the handle `*out`. The memory is zeroed
-    /// first. Call once, in one process; others use `fg_table_attach`.
+    /// `fg_table_bytes`) and fills in the handle `*out`. Once the arguments
+    /// are checked, the first `fg_table_bytes` bytes are zeroed and the table
+    /// written there; on an error nothing is written. Call once, in one
+    /// process; others use `fg_table_attach`.
     fn fg_table_init(region: *mut core::ffi::c_void, len: usize, config: *const fg_config, out: *mut fg_table)
         nonnull(region, config, out)
     {
@@ -442,7 +444,9 @@ export! {
     }
 
     /// Gives back a slot taken by `fg_slot_acquire` (at hangup).
-    /// `FG_RELEASED`, or `FG_UNMATCHED` if none was held (the count stays at 0).
+    /// `FG_RELEASED`, or `FG_UNMATCHED` if no such slot is held: the count
+    /// never goes below 0, and slots held by leases are left alone (release
+    /// those with `fg_lease_release`).
     fn fg_slot_release(t: *const fg_table, key: *const u8, key_len: usize, now_ns: u64) nonnull(t, key) {
         let tab = unsafe { table(t)? };
         let k = unsafe { self::key(key, key_len)? };
