@@ -1,0 +1,364 @@
+//! Loom models of the table's concurrency protocol (lock words, insert lock,
+//! eviction, lease reclaim, balancing).
+//!
+//! Only compiled with `--cfg loom`:
+//! `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p floodgate --test loom --release`
+//!
+//! Each model names the outcome of every interleaving it runs, and the test
+//! checks that each valid outcome was reached, so a model that stopped
+//! exploring the race would fail too.
+//!
+//! Not modelled: taking a lock over from a dead holder. The public API
+//! cannot leave a lock word held (every operation unlocks, and `loom_table`
+//! gives no access to the words), and a waiter asks about the holder only
+//! every `CHECK_EVERY` (1024) spins, which loom's yielding spin never
+//! reaches while the holder can run. `lock`'s unit test covers the takeover.
+#![cfg(loom)]
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use floodgate::table::{loom_table, Config, Owner, Table};
+use floodgate::table::{Balanced, LeaseRelease, LeaseVerdict};
+use floodgate::{Algorithm, Error, Release, SlotVerdict, Verdict};
+use loom::thread;
+
+const INTERVAL: u64 = 1_000;
+
+fn table(capacity: usize, lease_capacity: usize) -> Table<'static> {
+    let config = Config {
+        capacity,
+        lease_capacity,
+        interval_ns: INTERVAL,
+        epoch: 0,
+        seed: 0,
+    };
+    loom_table(&config, Owner::SINGLE_PROCESS).expect("loom table")
+}
+
+/// Runs `f` under loom with `preemption_bound` (unless `LOOM_MAX_PREEMPTIONS`
+/// sets one), prints how many interleavings were explored and how long it
+/// took, and returns the outcomes `f` named.
+fn model<F>(name: &str, preemption_bound: Option<usize>, f: F) -> BTreeSet<&'static str>
+where
+    F: Fn() -> &'static str + Sync + Send + 'static,
+{
+    let mut b = loom::model::Builder::new();
+    // Every atomic access is a branch, and the set-up runs a few table
+    // operations of a hundred accesses each before the threads start.
+    b.max_branches = 100_000;
+    if b.preemption_bound.is_none() {
+        b.preemption_bound = preemption_bound;
+    }
+    let seen = Arc::new(Mutex::new((0usize, BTreeSet::new())));
+    let record = seen.clone();
+    let start = Instant::now();
+    b.check(move || {
+        let outcome = f();
+        let mut r = record.lock().unwrap();
+        r.0 += 1;
+        r.1.insert(outcome);
+    });
+    let (runs, outcomes) = seen.lock().unwrap().clone();
+    eprintln!(
+        "{name}: preemption bound {:?}, {runs} interleavings, {:?}, outcomes {outcomes:?}",
+        b.preemption_bound,
+        start.elapsed()
+    );
+    outcomes
+}
+
+fn set(outcomes: &[&'static str]) -> BTreeSet<&'static str> {
+    outcomes.iter().copied().collect()
+}
+
+/// Entries whose key is `key`, as a listing sees them.
+fn count_key(t: &Table<'_>, key: &[u8], now: u64) -> usize {
+    t.iter(now).filter(|e| e.key() == key).count()
+}
+
+#[test]
+fn insert_racing_insert_on_one_key() {
+    let seen = model("insert_racing_insert", None, || {
+        let t = table(2, 1);
+        let spawn = |t: Table<'static>| {
+            thread::spawn(move || t.check_or_create(b"k", Algorithm::Taildrop, 10, 0))
+        };
+        let a = spawn(t);
+        let b = spawn(t);
+        assert_eq!(a.join().unwrap(), Ok(Verdict::Pass));
+        assert_eq!(b.join().unwrap(), Ok(Verdict::Pass));
+        assert_eq!(count_key(&t, b"k", 0), 1, "key inserted twice");
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.get(b"k", 0).unwrap().counter, 2, "lost update");
+        "one entry counted twice"
+    });
+    assert_eq!(seen, set(&["one entry counted twice"]));
+}
+
+#[test]
+fn release_racing_acquire_on_a_held_slot() {
+    let seen = model("release_racing_acquire", None, || {
+        let t = table(1, 1);
+        assert_eq!(t.acquire(b"k", 1, 0), Ok(SlotVerdict::Acquired));
+        let a = thread::spawn(move || t.release(b"k", 0));
+        let b = thread::spawn(move || t.acquire(b"k", 1, 0));
+        let released = a.join().unwrap();
+        let acquired = b.join().unwrap();
+        // One slot was held before either ran: the release always matches.
+        assert_eq!(released, Ok(Release::Released));
+        // Acquired: the release ran first, so the slot is held again.
+        // Refused: the acquire ran first and saw the slot held.
+        let (want, outcome) = match acquired {
+            Ok(SlotVerdict::Acquired) => (1, "release first"),
+            Ok(SlotVerdict::Refused) => (0, "acquire first"),
+            other => panic!("acquire: {other:?}"),
+        };
+        let stats = t.get(b"k", 0).unwrap();
+        assert_eq!(stats.counter, want, "usage after {acquired:?}");
+        assert_eq!(stats.last_counter, 0, "unmatched releases");
+        assert_eq!(t.usage(b"k", 0), Ok(want));
+        outcome
+    });
+    assert_eq!(seen, set(&["acquire first", "release first"]));
+}
+
+#[test]
+fn acquire_racing_acquire_never_exceeds_max() {
+    let seen = model("acquire_racing_acquire", None, || {
+        let t = table(1, 1);
+        let a = thread::spawn(move || t.acquire(b"k", 1, 0));
+        let b = thread::spawn(move || t.acquire(b"k", 1, 0));
+        let got = [a.join().unwrap().unwrap(), b.join().unwrap().unwrap()];
+        assert_eq!(t.len(), 1);
+        assert_eq!(t.usage(b"k", 0), Ok(1));
+        match got {
+            [SlotVerdict::Acquired, SlotVerdict::Refused] => "a acquired",
+            [SlotVerdict::Refused, SlotVerdict::Acquired] => "b acquired",
+            other => panic!("max 1 gave {other:?}"),
+        }
+    });
+    assert_eq!(seen, set(&["a acquired", "b acquired"]));
+}
+
+/// Keys of 64 bytes that differ in every 4-byte word. The check on `OLD`
+/// compares the key words without the lock while the insert may be
+/// rewriting them (then re-checks under the lock); loom tries every value
+/// each unsynchronized load may see, so with short keys the 15 trailing zero
+/// words (rewritten as zeros) multiply the interleavings of each probe (with
+/// 3-byte keys, even 1 preemption did not finish in a minute). Here the
+/// first word read as `NEW`'s ends the comparison.
+const OLD: &[u8] = &[b'o'; 64];
+const NEW: &[u8] = &[b'n'; 64];
+
+/// Capacity 1 (or 2, the other entry busy): `old` is idle at `NOW`, so an
+/// insert of `new` evicts it unless a check on `old` gets in first.
+fn eviction_racing_check(name: &str, capacity: usize, preemption_bound: usize) {
+    const NOW: u64 = 5 * INTERVAL;
+    let seen = model(name, Some(preemption_bound), move || {
+        let t = table(capacity, 1);
+        assert_eq!(
+            t.check_or_create(OLD, Algorithm::Taildrop, 10, 0),
+            Ok(Verdict::Pass)
+        );
+        if capacity == 2 {
+            // Busy (a slot held), so never a candidate; in every probe window.
+            assert_eq!(t.acquire(b"busy", 1, 0), Ok(SlotVerdict::Acquired));
+        }
+        assert_eq!(t.len(), capacity, "the table starts full");
+        let a = thread::spawn(move || t.check_or_create(NEW, Algorithm::Taildrop, 10, NOW));
+        let b = thread::spawn(move || t.check(OLD, NOW));
+        let inserted = a.join().unwrap();
+        let checked = b.join().unwrap();
+        let outcome = match (inserted, checked) {
+            // The insert evicted `old` before the check looked it up.
+            (Ok(Verdict::Pass), Err(Error::NoPipe)) => {
+                assert_eq!(t.get(OLD, NOW), Err(Error::NoPipe));
+                assert_eq!(t.get(NEW, NOW).unwrap().counter, 1);
+                "evicted"
+            }
+            // The check counted on `old` first: no longer idle, nothing evicted.
+            (Err(Error::Full), Ok(Verdict::Pass)) => {
+                assert_eq!(t.get(NEW, NOW), Err(Error::NoPipe));
+                assert_eq!(t.get(OLD, NOW).unwrap().counter, 1);
+                "kept"
+            }
+            other => panic!("no serialization gives {other:?}"),
+        };
+        assert_eq!(t.len(), capacity);
+        assert!(t.iter(NOW).count() <= capacity);
+        assert_eq!(count_key(&t, OLD, NOW) + count_key(&t, NEW, NOW), 1);
+        if capacity == 2 {
+            assert_eq!(t.usage(b"busy", NOW), Ok(1));
+        }
+        outcome
+    });
+    assert_eq!(seen, set(&["evicted", "kept"]));
+}
+
+#[test]
+fn eviction_racing_check_capacity_1() {
+    // Unbounded, this model runs for more than 5 minutes; 3 preemptions
+    // take about 12 s (50,165 interleavings).
+    eviction_racing_check("eviction_racing_check(1)", 1, 3);
+}
+
+#[test]
+fn eviction_racing_check_capacity_2() {
+    // The same race with the insert also locking the busy entry: 2
+    // preemptions, about 2 s (6,702 interleavings); 3 take about 15 s.
+    eviction_racing_check("eviction_racing_check(2)", 2, 2);
+}
+
+#[test]
+fn lease_expiry_racing_lease_release() {
+    const HOLD: u64 = 100;
+    let seen = model("lease_expiry_racing_release", None, || {
+        let t = table(1, 1);
+        // A plain slot under the lease: a double reclaim would take it too
+        // (counts saturate at 0, so without it an underflow could hide).
+        assert_eq!(t.acquire(b"k", 2, 0), Ok(SlotVerdict::Acquired));
+        let LeaseVerdict::Acquired(lease) = t.lease_acquire(b"k", 2, Some(HOLD), 0).unwrap() else {
+            panic!("lease refused");
+        };
+        assert_eq!(t.usage(b"k", 0), Ok(2));
+        // A releases before the expiry; B's usage comes after it and reclaims.
+        let a = thread::spawn(move || t.lease_release(lease, HOLD / 2));
+        let b = thread::spawn(move || t.usage(b"k", 2 * HOLD));
+        let released = a.join().unwrap();
+        let usage = b.join().unwrap();
+        let outcome = match released {
+            Ok(LeaseRelease::Released) => "released, then expiry found nothing",
+            Ok(LeaseRelease::AlreadyReleased) => "reclaimed, then release found nothing",
+            other => panic!("{other:?}"),
+        };
+        // Whoever came second found the lease gone: only the plain slot is left.
+        assert_eq!(usage, Ok(1), "after {released:?}");
+        let stats = t.get(b"k", 2 * HOLD).unwrap();
+        assert_eq!(stats.counter, 1);
+        assert_eq!(stats.last_counter, 0, "unmatched releases");
+        assert_eq!(
+            t.lease_release(lease, 3 * HOLD),
+            Ok(LeaseRelease::AlreadyReleased)
+        );
+        // The record was freed once: it can be claimed again, and counts once.
+        assert!(matches!(
+            t.lease_acquire(b"k", 2, Some(HOLD), 3 * HOLD),
+            Ok(LeaseVerdict::Acquired(l)) if l != lease
+        ));
+        assert_eq!(t.usage(b"k", 3 * HOLD), Ok(2));
+        assert_eq!(t.release(b"k", 3 * HOLD), Ok(Release::Released));
+        assert_eq!(t.release(b"k", 3 * HOLD), Ok(Release::Unmatched));
+        outcome
+    });
+    assert_eq!(
+        seen,
+        set(&[
+            "reclaimed, then release found nothing",
+            "released, then expiry found nothing"
+        ])
+    );
+}
+
+#[test]
+fn lease_release_racing_lease_release() {
+    let seen = model("lease_release_racing_release", None, || {
+        let t = table(1, 1);
+        let LeaseVerdict::Acquired(lease) = t.lease_acquire(b"k", 1, None, 0).unwrap() else {
+            panic!("lease refused");
+        };
+        let a = thread::spawn(move || t.lease_release(lease, 0));
+        let b = thread::spawn(move || t.lease_release(lease, 0));
+        let got = [a.join().unwrap().unwrap(), b.join().unwrap().unwrap()];
+        assert_eq!(t.usage(b"k", 0), Ok(0));
+        assert_eq!(t.get(b"k", 0).unwrap().last_counter, 0);
+        match got {
+            [LeaseRelease::Released, LeaseRelease::AlreadyReleased] => "a released",
+            [LeaseRelease::AlreadyReleased, LeaseRelease::Released] => "b released",
+            other => panic!("one lease released as {other:?}"),
+        }
+    });
+    assert_eq!(seen, set(&["a released", "b released"]));
+}
+
+#[test]
+fn lease_release_racing_expiry_and_record_reuse() {
+    const HOLD: u64 = 100;
+    let seen = model("lease_release_racing_reuse", None, || {
+        // One lease record: B's acquire after the expiry can only get one by
+        // reusing the expired lease's record, which A may be releasing.
+        let t = table(1, 1);
+        assert_eq!(t.acquire(b"k", 2, 0), Ok(SlotVerdict::Acquired));
+        let LeaseVerdict::Acquired(old) = t.lease_acquire(b"k", 2, Some(HOLD), 0).unwrap() else {
+            panic!("lease refused");
+        };
+        let a = thread::spawn(move || t.lease_release(old, HOLD / 2));
+        let b = thread::spawn(move || t.lease_acquire(b"k", 2, Some(HOLD), 2 * HOLD));
+        let released = a.join().unwrap();
+        let acquired = b.join().unwrap();
+        let outcome = match released {
+            Ok(LeaseRelease::Released) => "released, then record claimed",
+            Ok(LeaseRelease::AlreadyReleased) => "record reused, then release found nothing",
+            other => panic!("{other:?}"),
+        };
+        let Ok(LeaseVerdict::Acquired(new)) = acquired else {
+            panic!("after {released:?}, the new lease got {acquired:?}");
+        };
+        assert_ne!(new, old, "a reused record has a new generation");
+        // The plain slot and the new lease; the old one counted off once.
+        assert_eq!(t.usage(b"k", 2 * HOLD), Ok(2), "after {released:?}");
+        // The old handle cannot release the new lease.
+        assert_eq!(
+            t.lease_release(old, 2 * HOLD),
+            Ok(LeaseRelease::AlreadyReleased)
+        );
+        assert_eq!(t.lease_release(new, 2 * HOLD), Ok(LeaseRelease::Released));
+        assert_eq!(t.usage(b"k", 2 * HOLD), Ok(1));
+        assert_eq!(t.get(b"k", 2 * HOLD).unwrap().last_counter, 0);
+        outcome
+    });
+    assert_eq!(
+        seen,
+        set(&[
+            "record reused, then release found nothing",
+            "released, then record claimed"
+        ])
+    );
+}
+
+#[test]
+fn balance_racing_balance() {
+    // Unbounded, more than 5 minutes (each waits on two entry locks);
+    // 3 preemptions take about 7 s (15,286 interleavings).
+    let seen = model("balance_racing_balance", Some(3), || {
+        let t = table(2, 1);
+        // Both members exist and are empty.
+        for m in [b"a", b"b"] {
+            assert_eq!(t.acquire(m, 1, 0), Ok(SlotVerdict::Acquired));
+            assert_eq!(t.release(m, 0), Ok(Release::Released));
+        }
+        let hub: [&'static [u8]; 2] = [b"a", b"b"];
+        let spawn = |t: Table<'static>| thread::spawn(move || t.balance_acquire(&hub, 1, -1, 0));
+        let a = spawn(t);
+        let b = spawn(t);
+        let member = |r: Result<Balanced, Error>| match r {
+            Ok(Balanced::Acquired {
+                member,
+                lease: None,
+            }) => member,
+            other => panic!("{other:?}"),
+        };
+        let got = [member(a.join().unwrap()), member(b.join().unwrap())];
+        assert_eq!(t.usage(b"a", 0), Ok(1));
+        assert_eq!(t.usage(b"b", 0), Ok(1));
+        assert_eq!(t.balance_acquire(&hub, 1, -1, 0), Ok(Balanced::Full));
+        // Never both on one member: the second saw the first's slot.
+        match got {
+            [0, 1] => "a first",
+            [1, 0] => "b first",
+            other => panic!("members {other:?}"),
+        }
+    });
+    assert_eq!(seen, set(&["a first", "b first"]));
+}
