@@ -533,6 +533,9 @@ impl<'a> Table<'a> {
     /// Repairs an entry whose holder died: what lies outside the buffers.
     fn recover(&self, g: Guard<'a>) -> Guard<'a> {
         if meta_state(g.e[E_META].load(Ordering::Relaxed)) != STATE_USED {
+            // It may have died deleting the entry, between marking it free
+            // and freeing its lease records: no record may name a free entry.
+            leases::free_all_of(self, g.idx);
             return g;
         }
         let Ok(mut cell) = decode(&g.read(), self.epoch) else {

@@ -751,3 +751,40 @@ fn clean_unused_keeps_pipes_used_near_the_end_of_time() {
         assert_eq!(t.active(b"q"), Ok(false));
     });
 }
+
+#[test]
+fn a_holder_dying_while_deleting_an_entry_leaks_no_lease_record() {
+    /// Only id 1 (this test) is alive.
+    fn alive(id: u32) -> bool {
+        id == 1
+    }
+    let c = cfg(4);
+    let mut mem = region(Table::size_for(&c).unwrap());
+    let t = Table::init_in(as_bytes(&mut mem), &c, Owner::new(1, alive).unwrap()).unwrap();
+    let LeaseVerdict::Acquired(l) = t.lease_acquire(b"gone", 5, None, 0).unwrap() else {
+        panic!("refused")
+    };
+    let k = t.key(b"gone").unwrap();
+    let idx = t.find(&k).map(|g| g.idx).unwrap();
+    // Process 99 locked the entry to delete it (remove, or an eviction),
+    // marked it free, and died before freeing its lease records.
+    let e = &t.entries[idx];
+    let active = e[E_LOCK].load(Ordering::Relaxed) >> 31;
+    e[E_LOCK].store((active << 31) | 99, Ordering::Relaxed);
+    e[E_GEN].store(
+        e[E_GEN].load(Ordering::Relaxed).wrapping_add(1),
+        Ordering::Relaxed,
+    );
+    e[E_META].store(STATE_TOMB, Ordering::Release);
+    // The next user of the slot takes its lock over and frees them.
+    assert_eq!(t.acquire(b"gone", 5, 1), Ok(SlotVerdict::Acquired));
+    assert_eq!(t.lease_release(l, 1), Ok(LeaseRelease::AlreadyReleased));
+    let mut claimed = 0;
+    while let Ok(LeaseVerdict::Acquired(_)) = t.lease_acquire(b"gone", -1, None, 2) {
+        claimed += 1;
+    }
+    assert_eq!(
+        claimed, c.lease_capacity,
+        "a dead deleter's lease record leaked"
+    );
+}
