@@ -250,11 +250,43 @@ impl Ffi for fg_result {
     const PANIC: Self = fg_result::FG_E_PANIC;
 }
 
+impl Ffi for u64 {
+    const NULL: Self = 0;
+    const PANIC: Self = 0;
+}
+
+impl Ffi for u32 {
+    const NULL: Self = 0;
+    const PANIC: Self = 0;
+}
+
+impl Ffi for *const c_char {
+    const NULL: Self = c"a required pointer is NULL".as_ptr();
+    const PANIC: Self = c"internal error caught at the C boundary".as_ptr();
+}
+
 /// Every export goes through this macro: it adds `#[no_mangle]` and
 /// `extern "C"`, returns `FG_E_NULL` if a listed pointer is NULL, and turns a
 /// panic into `FG_E_PANIC` instead of unwinding into C. Bodies evaluate to
-/// `Result<fg_result, fg_result>` (`Ok` and `Err` both go to C).
+/// `Result<fg_result, fg_result>` (`Ok` and `Err` both go to C). Exports
+/// that return another type name it (`-> T`); their body evaluates to `T`,
+/// and `T`'s [`Ffi`] values stand for NULL and panic.
 macro_rules! export {
+    ($(
+        $(#[$doc:meta])*
+        fn $name:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty; nonnull($($nn:ident),*) $body:block
+    )*) => {$(
+        $(#[$doc])*
+        #[no_mangle]
+        pub extern "C" fn $name($($arg: $ty),*) -> $ret {
+            $(if $nn.is_null() { return <$ret as Ffi>::NULL; })*
+            let run = move || -> $ret { $body };
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(run)) {
+                Ok(v) => v,
+                Err(_) => <$ret as Ffi>::PANIC,
+            }
+        }
+    )*};
     ($(
         $(#[$doc:meta])*
         fn $name:ident($($arg:ident: $ty:ty),* $(,)?) nonnull($($nn:ident),*) $body:block
@@ -644,41 +676,39 @@ export! {
     }
 }
 
-/// A static, NUL-terminated description of any result code (unknown codes
-/// included). Never NULL.
-#[no_mangle]
-pub extern "C" fn fg_strerror(code: i32) -> *const c_char {
-    codes::describe(code).as_ptr().cast()
-}
-
-/// `CLOCK_MONOTONIC` in nanoseconds: a convenience for callers; the core
-/// never reads a clock. 0 if the clock cannot be read.
-#[no_mangle]
-pub extern "C" fn fg_now_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: ts is a valid timespec to write to.
-    if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) } != 0 {
-        return 0;
+export! {
+    /// A static, NUL-terminated description of any result code (unknown codes
+    /// included). Never NULL.
+    fn fg_strerror(code: i32) -> *const c_char; nonnull() {
+        codes::describe(code).as_ptr().cast()
     }
-    (ts.tv_sec as u64)
-        .saturating_mul(1_000_000_000)
-        .saturating_add(ts.tv_nsec as u64)
-}
 
-/// The library's version as `major << 16 | minor << 8 | patch`; compare
-/// with `FG_VERSION_MAJOR` etc. from the header.
-#[no_mangle]
-pub extern "C" fn fg_version() -> u32 {
-    FG_VERSION_MAJOR << 16 | FG_VERSION_MINOR << 8 | FG_VERSION_PATCH
-}
+    /// `CLOCK_MONOTONIC` in nanoseconds: a convenience for callers; the core
+    /// never reads a clock. 0 if the clock cannot be read.
+    fn fg_now_ns() -> u64; nonnull() {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: ts is a valid timespec to write to.
+        if unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) } != 0 {
+            return 0;
+        }
+        (ts.tv_sec as u64)
+            .saturating_mul(1_000_000_000)
+            .saturating_add(ts.tv_nsec as u64)
+    }
 
-/// The library's version as a static NUL-terminated string, e.g. "0.1.0".
-#[no_mangle]
-pub extern "C" fn fg_version_string() -> *const c_char {
-    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+    /// The library's version as `major << 16 | minor << 8 | patch`; compare
+    /// with `FG_VERSION_MAJOR` etc. from the header.
+    fn fg_version() -> u32; nonnull() {
+        FG_VERSION_MAJOR << 16 | FG_VERSION_MINOR << 8 | FG_VERSION_PATCH
+    }
+
+    /// The library's version as a static NUL-terminated string, e.g. "0.1.0".
+    fn fg_version_string() -> *const c_char; nonnull() {
+        concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+    }
 }
 
 #[cfg(test)]

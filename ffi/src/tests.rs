@@ -390,3 +390,28 @@ fn round_trip_through_init_attach_and_calls() {
         drop(mem);
     }
 }
+
+#[test]
+fn every_export_goes_through_the_macro() {
+    // `#[no_mangle]` may only appear in the two arms of `export!`, so an
+    // export cannot skip the NULL checks and the panic boundary.
+    let attr = concat!("#[", "no_mangle]");
+    let attrs = |src: &str| src.lines().filter(|l| l.trim() == attr).count();
+    assert_eq!(attrs(include_str!("lib.rs")), 2);
+    assert_eq!(attrs(include_str!("codes.rs")), 0);
+    assert_eq!(attrs(include_str!("tests.rs")), 0);
+    assert_eq!(
+        include_str!("lib.rs")
+            .matches("extern \"C\" fn fg_")
+            .count(),
+        0
+    );
+}
+
+#[test]
+fn non_result_exports_answer() {
+    assert!(fg_now_ns() > 0);
+    // SAFETY: static NUL-terminated strings.
+    let e = unsafe { core::ffi::CStr::from_ptr(fg_strerror(fg_result::FG_E_NULL as i32)) };
+    assert_eq!(e.to_str().unwrap(), "a required pointer is NULL");
+}
