@@ -56,6 +56,32 @@ pub enum Error {
 }
 
 impl Error {
+    /// Every error, in declaration order (for mapping tables such as the C
+    /// ABI's result codes).
+    pub const ALL: [Error; 21] = [
+        Error::ZeroInterval,
+        Error::InvalidLimit,
+        Error::InvalidBurst,
+        Error::RateTooHigh,
+        Error::InvalidLoad,
+        Error::InvalidGain,
+        Error::WrongAlgorithm,
+        Error::NoPipe,
+        Error::EmptyKey,
+        Error::KeyTooLong,
+        Error::Full,
+        Error::LeasesFull,
+        Error::InvalidCapacity,
+        Error::RegionTooSmall,
+        Error::Misaligned,
+        Error::NotATable,
+        Error::LayoutMismatch,
+        Error::InvalidOwner,
+        Error::InvalidGroup,
+        Error::DuplicateMember,
+        Error::Corrupt,
+    ];
+
     /// A short, static description (also what `Display` prints).
     pub const fn as_str(self) -> &'static str {
         match self {
@@ -98,29 +124,7 @@ mod tests {
 
     #[test]
     fn display_matches_as_str_and_is_distinct() {
-        let all = [
-            Error::ZeroInterval,
-            Error::InvalidLimit,
-            Error::InvalidBurst,
-            Error::RateTooHigh,
-            Error::InvalidLoad,
-            Error::InvalidGain,
-            Error::WrongAlgorithm,
-            Error::NoPipe,
-            Error::EmptyKey,
-            Error::KeyTooLong,
-            Error::Full,
-            Error::LeasesFull,
-            Error::InvalidCapacity,
-            Error::RegionTooSmall,
-            Error::Misaligned,
-            Error::NotATable,
-            Error::LayoutMismatch,
-            Error::InvalidOwner,
-            Error::InvalidGroup,
-            Error::DuplicateMember,
-            Error::Corrupt,
-        ];
+        let all = Error::ALL;
         for (i, e) in all.iter().enumerate() {
             assert_eq!(format!("{e}"), e.as_str());
             for other in &all[i + 1..] {

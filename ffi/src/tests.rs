@@ -84,28 +84,7 @@ fn every_code_is_distinct_and_described() {
     assert_eq!(fg_result::FG_NO_PIPE as i32, -2);
     assert_eq!(fg_result::FG_PASS_NOP as i32, 2);
     // Every core error maps to its own code.
-    let errors = [
-        Error::ZeroInterval,
-        Error::InvalidLimit,
-        Error::InvalidBurst,
-        Error::RateTooHigh,
-        Error::InvalidLoad,
-        Error::InvalidGain,
-        Error::WrongAlgorithm,
-        Error::NoPipe,
-        Error::EmptyKey,
-        Error::KeyTooLong,
-        Error::Full,
-        Error::LeasesFull,
-        Error::InvalidCapacity,
-        Error::RegionTooSmall,
-        Error::Misaligned,
-        Error::NotATable,
-        Error::LayoutMismatch,
-        Error::InvalidGroup,
-        Error::DuplicateMember,
-        Error::Corrupt,
-    ];
+    let errors = Error::ALL;
     let mut mapped: Vec<i32> = errors.iter().map(|e| fg_result::from(*e) as i32).collect();
     mapped.sort();
     mapped.dedup();
