@@ -23,6 +23,7 @@
 //!   ([`fg_result::FG_E_PANIC`]).
 //! * A failed call changes nothing in the table.
 #![deny(missing_docs)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 #![allow(non_camel_case_types)]
 
 use core::ffi::c_char;
@@ -297,6 +298,11 @@ macro_rules! export {
         /// Pointers must be NULL or valid for what this function reads and
         /// writes through them; a handle must come from `fg_table_init` or
         /// `fg_table_attach`, and its region must still be mapped.
+        // SAFETY (for the whole body): this is an `unsafe fn`; the raw
+        // pointers its body reads and writes are checked non-null just below
+        // (or, where optional, in the body), and their validity and lifetime
+        // are the caller's contract, stated in `# Safety` above and in the
+        // header: the body relies on nothing else.
         #[no_mangle]
         pub unsafe extern "C" fn $name($($arg: $ty),*) -> fg_result {
             $(if $nn.is_null() { return <fg_result as Ffi>::NULL; })*
@@ -326,10 +332,9 @@ fn err(e: Error) -> fg_result {
 export! {
     /// Bytes a table with `config` needs: written to `*out`.
     fn fg_table_bytes(config: *const fg_config, out: *mut usize) nonnull(config, out) {
-        // SAFETY: non-null per the macro; valid per the contract.
-        let c = cfg(unsafe { &*config });
+        let c = cfg(&*config);
         let n = Table::size_for(&c).map_err(err)?;
-        unsafe { out.write(n) };
+        out.write(n);
         Ok(fg_result::FG_OK)
     }
 
@@ -341,11 +346,8 @@ export! {
     fn fg_table_init(region: *mut core::ffi::c_void, len: usize, config: *const fg_config, out: *mut fg_table)
         nonnull(region, config, out)
     {
-        // SAFETY: non-null per the macro; valid per the contract.
-        let c = cfg(unsafe { &*config });
-        // SAFETY: the caller gives `len` bytes at `region` for as long as
-        // handles on it are used, touched only through floodgate.
-        let t = unsafe { Table::init_raw(region.cast(), len, &c, owner()) }.map_err(err)?;
+        let c = cfg(&*config);
+        let t = Table::init_raw(region.cast(), len, &c, owner()).map_err(err)?;
         write_handle(out, t);
         Ok(fg_result::FG_OK)
     }
@@ -355,8 +357,7 @@ export! {
     /// `FG_E_NOT_A_TABLE` if the memory holds no table, `FG_E_LAYOUT_MISMATCH`
     /// if it holds another layout version.
     fn fg_table_attach(region: *mut core::ffi::c_void, len: usize, out: *mut fg_table) nonnull(region, out) {
-        // SAFETY: as for fg_table_init.
-        let t = unsafe { Table::attach_raw(region.cast(), len, owner()) }.map_err(err)?;
+        let t = Table::attach_raw(region.cast(), len, owner()).map_err(err)?;
         write_handle(out, t);
         Ok(fg_result::FG_OK)
     }
@@ -365,8 +366,8 @@ export! {
     /// `FG_PASS` (1), `FG_DROP` (-1), `FG_PASS_NOP` (2) or `FG_NO_PIPE` (-2),
     /// which a module can return unchanged.
     fn fg_check(t: *const fg_table, key: *const u8, key_len: usize, now_ns: u64) nonnull(t, key) {
-        let tab = unsafe { table(t)? };
-        let k = unsafe { self::key(key, key_len)? };
+        let tab = table(t)?;
+        let k = self::key(key, key_len)?;
         match tab.check(k, now_ns) {
             Ok(v) => Ok(verdict(v)),
             Err(e) => Err(err(e)),
@@ -380,16 +381,16 @@ export! {
     fn fg_check_create(t: *const fg_table, key: *const u8, key_len: usize, algorithm: u32, limit: i64, now_ns: u64)
         nonnull(t, key)
     {
-        let tab = unsafe { table(t)? };
-        let k = unsafe { self::key(key, key_len)? };
+        let tab = table(t)?;
+        let k = self::key(key, key_len)?;
         let a = self::algorithm(algorithm)?;
         tab.check_or_create(k, a, limit, now_ns).map(verdict).map_err(err)
     }
 
     /// Kamailio `pl_active(name)`: `FG_OK` if the pipe exists, `FG_NO_PIPE` if not.
     fn fg_active(t: *const fg_table, key: *const u8, key_len: usize) nonnull(t, key) {
-        let tab = unsafe { table(t)? };
-        let k = unsafe { self::key(key, key_len)? };
+        let tab = table(t)?;
+        let k = self::key(key, key_len)?;
         match tab.active(k).map_err(err)? {
             true => Ok(fg_result::FG_OK),
             false => Ok(fg_result::FG_NO_PIPE),
@@ -401,8 +402,8 @@ export! {
     fn fg_pipe_set(t: *const fg_table, key: *const u8, key_len: usize, algorithm: u32, limit: i64, now_ns: u64)
         nonnull(t, key)
     {
-        let tab = unsafe { table(t)? };
-        let k = unsafe { self::key(key, key_len)? };
+        let tab = table(t)?;
+        let k = self::key(key, key_len)?;
         let a = self::algorithm(algorithm)?;
         tab.set(k, a, limit, now_ns).map_err(err)?;
         Ok(fg_result::FG_OK)
@@ -410,8 +411,8 @@ export! {
 
     /// Deletes an entry (FreeSWITCH users' "delete one entry"); its leases end.
     fn fg_pipe_remove(t: *const fg_table, key: *const u8, key_len: usize) nonnull(t, key) {
-        let tab = unsafe { table(t)? };
-        let k = unsafe { self::key(key, key_len)? };
+        let tab = table(t)?;
+        let k = self::key(key, key_len)?;
         match tab.remove(k) {
             Ok(()) => Ok(fg_result::FG_OK),
             Err(e) => Err(err(e)),
@@ -422,8 +423,8 @@ export! {
     fn fg_get(t: *const fg_table, key: *const u8, key_len: usize, now_ns: u64, out: *mut fg_entry)
         nonnull(t, key, out)
     {
-        let tab = unsafe { table(t)? };
-        let k = unsafe { self::key(key, key_len)? };
+        let tab = table(t)?;
+        let k = self::key(key, key_len)?;
         let s = tab.get(k, now_ns).map_err(err)?;
         let mut e = fg_entry {
             key: [0; FG_MAX_KEY_LEN],
@@ -435,7 +436,7 @@ export! {
             load: s.load,
         };
         e.key[..k.len()].copy_from_slice(k);
-        unsafe { out.write(e) };
+        out.write(e);
         Ok(fg_result::FG_OK)
     }
 
@@ -443,7 +444,7 @@ export! {
     /// `now_ns` (pl.list, pl.stats, pl.get_pipes), without allocating, until
     /// `cb` returns non-zero. The entry pointer is valid during the call only.
     fn fg_list(t: *const fg_table, now_ns: u64, cb: fg_list_cb, ctx: *mut core::ffi::c_void) nonnull(t) {
-        let tab = unsafe { table(t)? };
+        let tab = table(t)?;
         let Some(cb) = cb else { return Err(fg_result::FG_E_NULL) };
         for info in tab.iter(now_ns) {
             let mut e = fg_entry {
@@ -456,8 +457,7 @@ export! {
                 load: info.stats.load,
             };
             e.key[..info.key().len()].copy_from_slice(info.key());
-            // SAFETY: the caller's callback, given a pointer valid for the call.
-            if unsafe { cb(&e, ctx) } != 0 {
+            if cb(&e, ctx) != 0 {
                 break;
             }
         }
@@ -467,8 +467,8 @@ export! {
     /// FreeSWITCH concurrent `limit` / app_rpt link: takes a slot of `key`
     /// under `max` (< 0 counts only, 0 refuses all). `FG_ACQUIRED` or `FG_REFUSED`.
     fn fg_slot_acquire(t: *const fg_table, key: *const u8, key_len: usize, max: i32, now_ns: u64) nonnull(t, key) {
-        let tab = unsafe { table(t)? };
-        let k = unsafe { self::key(key, key_len)? };
+        let tab = table(t)?;
+        let k = self::key(key, key_len)?;
         match tab.acquire(k, max, now_ns).map_err(err)? {
             SlotVerdict::Acquired => Ok(fg_result::FG_ACQUIRED),
             SlotVerdict::Refused => Ok(fg_result::FG_REFUSED),
@@ -480,8 +480,8 @@ export! {
     /// never goes below 0, and slots held by leases are left alone (release
     /// those with `fg_lease_release`).
     fn fg_slot_release(t: *const fg_table, key: *const u8, key_len: usize, now_ns: u64) nonnull(t, key) {
-        let tab = unsafe { table(t)? };
-        let k = unsafe { self::key(key, key_len)? };
+        let tab = table(t)?;
+        let k = self::key(key, key_len)?;
         match tab.release(k, now_ns).map_err(err)? {
             Release::Released => Ok(fg_result::FG_RELEASED),
             Release::Unmatched => Ok(fg_result::FG_UNMATCHED),
@@ -492,10 +492,10 @@ export! {
     fn fg_slot_usage(t: *const fg_table, key: *const u8, key_len: usize, now_ns: u64, out: *mut u32)
         nonnull(t, key, out)
     {
-        let tab = unsafe { table(t)? };
-        let k = unsafe { self::key(key, key_len)? };
+        let tab = table(t)?;
+        let k = self::key(key, key_len)?;
         let n = tab.usage(k, now_ns).map_err(err)?;
-        unsafe { out.write(n) };
+        out.write(n);
         Ok(fg_result::FG_OK)
     }
 
@@ -506,12 +506,12 @@ export! {
         t: *const fg_table, key: *const u8, key_len: usize, max: i32, hold_ns: u64, now_ns: u64,
         lease_out: *mut u64
     ) nonnull(t, key, lease_out) {
-        let tab = unsafe { table(t)? };
-        let k = unsafe { self::key(key, key_len)? };
+        let tab = table(t)?;
+        let k = self::key(key, key_len)?;
         let hold = (hold_ns > 0).then_some(hold_ns);
         match tab.lease_acquire(k, max, hold, now_ns).map_err(err)? {
             LeaseVerdict::Acquired(l) => {
-                unsafe { lease_out.write(l.to_bits()) };
+                lease_out.write(l.to_bits());
                 Ok(fg_result::FG_ACQUIRED)
             }
             LeaseVerdict::Refused => Ok(fg_result::FG_REFUSED),
@@ -521,7 +521,7 @@ export! {
     /// Releases a lease; idempotent. `FG_RELEASED` or `FG_ALREADY_RELEASED`
     /// (released before, expired, or its entry deleted).
     fn fg_lease_release(t: *const fg_table, lease: u64, now_ns: u64) nonnull(t) {
-        let tab = unsafe { table(t)? };
+        let tab = table(t)?;
         match tab.lease_release(fg::table::Lease::from_bits(lease), now_ns).map_err(err)? {
             LeaseRelease::Released => Ok(fg_result::FG_RELEASED),
             LeaseRelease::AlreadyReleased => Ok(fg_result::FG_ALREADY_RELEASED),
@@ -537,8 +537,8 @@ export! {
         t: *const fg_table, key: *const u8, key_len: usize, max: i32, interval_ns: u64, anchor: u32,
         max_zero: u32, now_ns: u64
     ) nonnull(t, key) {
-        let tab = unsafe { table(t)? };
-        let k = unsafe { self::key(key, key_len)? };
+        let tab = table(t)?;
+        let k = self::key(key, key_len)?;
         let first_event = match anchor {
             FG_ANCHOR_ALIGNED => false,
             FG_ANCHOR_FIRST_EVENT => true,
@@ -555,8 +555,8 @@ export! {
 
     /// FreeSWITCH `limit_interval_reset`: zeroes the current window's count now.
     fn fg_interval_reset(t: *const fg_table, key: *const u8, key_len: usize, now_ns: u64) nonnull(t, key) {
-        let tab = unsafe { table(t)? };
-        let k = unsafe { self::key(key, key_len)? };
+        let tab = table(t)?;
+        let k = self::key(key, key_len)?;
         tab.interval_reset(k, now_ns).map_err(err)?;
         Ok(fg_result::FG_OK)
     }
@@ -573,18 +573,17 @@ export! {
         per_member_max: i32, total_max: i32, hold_ns: u64, now_ns: u64,
         member_out: *mut usize, lease_out: *mut u64
     ) nonnull(t, keys, key_lens, member_out) {
-        let tab = unsafe { table(t)? };
+        let tab = table(t)?;
         if n == 0 || n > FG_MAX_MEMBERS {
             return Err(fg_result::FG_E_INVALID_GROUP);
         }
         let mut members: [&[u8]; FG_MAX_MEMBERS] = [&[]; FG_MAX_MEMBERS];
         for (i, m) in members.iter_mut().enumerate().take(n) {
-            // SAFETY: keys and key_lens hold n elements (caller's contract).
-            let (p, len) = unsafe { (*keys.add(i), *key_lens.add(i)) };
+            let (p, len) = (*keys.add(i), *key_lens.add(i));
             if p.is_null() {
                 return Err(fg_result::FG_E_NULL);
             }
-            *m = unsafe { self::key(p, len)? };
+            *m = self::key(p, len)?;
         }
         let members = &members[..n];
         let r = if lease_out.is_null() {
@@ -595,9 +594,9 @@ export! {
         };
         match r.map_err(err)? {
             Balanced::Acquired { member, lease } => {
-                unsafe { member_out.write(member) };
+                member_out.write(member);
                 if let Some(l) = lease {
-                    unsafe { put(lease_out, l.to_bits()) };
+                    put(lease_out, l.to_bits());
                 }
                 Ok(fg_result::FG_ACQUIRED)
             }
@@ -608,14 +607,14 @@ export! {
     /// Kamailio `pl.set_pid ki kp kd`: sets the shared controller's gains
     /// (each finite, else `FG_E_INVALID_GAIN`).
     fn fg_pid_set(t: *const fg_table, ki: f64, kp: f64, kd: f64) nonnull(t) {
-        let tab = unsafe { table(t)? };
+        let tab = table(t)?;
         tab.pid_set(Gains { kp, ki, kd }).map_err(err)?;
         Ok(fg_result::FG_OK)
     }
 
     /// Kamailio `pl.get_pid`: the whole shared controller, written to `*out`.
     fn fg_pid_get(t: *const fg_table, out: *mut fg_pid) nonnull(t, out) {
-        let tab = unsafe { table(t)? };
+        let tab = table(t)?;
         let c = tab.pid_get();
         let g = c.gains();
         let p = fg_pid {
@@ -628,13 +627,13 @@ export! {
             load: c.load(),
             drop_rate: u32::from(c.drop_rate()),
         };
-        unsafe { out.write(p) };
+        out.write(p);
         Ok(fg_result::FG_OK)
     }
 
     /// Sets the FEEDBACK setpoint in percent (0 to 100).
     fn fg_pid_setpoint(t: *const fg_table, percent: u32) nonnull(t) {
-        let tab = unsafe { table(t)? };
+        let tab = table(t)?;
         tab.set_setpoint(percent).map_err(err)?;
         Ok(fg_result::FG_OK)
     }
@@ -643,15 +642,15 @@ export! {
     /// 0.0..=1.0 (NaN or outside: `FG_E_INVALID_LOAD`). Writes the new drop
     /// rate to `*drop_rate_out` if it is not NULL.
     fn fg_push_load(t: *const fg_table, load: f64, drop_rate_out: *mut u32) nonnull(t) {
-        let tab = unsafe { table(t)? };
+        let tab = table(t)?;
         let r = tab.push_load(load).map_err(err)?;
-        unsafe { put(drop_rate_out, u32::from(r)) };
+        put(drop_rate_out, u32::from(r));
         Ok(fg_result::FG_OK)
     }
 
     /// NETWORK pipes: the bytes waiting on the host's queues, measured by the caller.
     fn fg_push_network(t: *const fg_table, bytes_waiting: u64) nonnull(t) {
-        let tab = unsafe { table(t)? };
+        let tab = table(t)?;
         tab.push_network(bytes_waiting);
         Ok(fg_result::FG_OK)
     }
@@ -659,19 +658,18 @@ export! {
     /// Kamailio `clean_unused`: deletes pipes idle for `intervals` whole
     /// windows (0: none). Writes how many to `*removed_out` if not NULL.
     fn fg_clean_unused(t: *const fg_table, intervals: u32, now_ns: u64, removed_out: *mut usize) nonnull(t) {
-        let tab = unsafe { table(t)? };
+        let tab = table(t)?;
         let n = tab.clean_unused(intervals, now_ns);
-        unsafe { put(removed_out, n) };
+        put(removed_out, n);
         Ok(fg_result::FG_OK)
     }
 
     /// Parses a pipelimit algorithm name (`TAILDROP`, `RED`, ..., any case)
     /// of `len` bytes into `*out` (an `fg_algorithm`).
     fn fg_algorithm_from_name(name: *const c_char, len: usize, out: *mut u32) nonnull(name, out) {
-        // SAFETY: name is valid for len bytes (caller's contract).
-        let s = unsafe { core::slice::from_raw_parts(name.cast::<u8>(), len) };
+        let s = core::slice::from_raw_parts(name.cast::<u8>(), len);
         let a = Algorithm::from_name(s).ok_or(fg_result::FG_E_UNKNOWN_ALGORITHM)?;
-        unsafe { out.write(a as u32) };
+        out.write(a as u32);
         Ok(fg_result::FG_OK)
     }
 }

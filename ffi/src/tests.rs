@@ -93,6 +93,8 @@ fn every_code_is_distinct_and_described() {
 
 #[test]
 fn nulls_bad_handles_and_panics_give_codes() {
+    // SAFETY: every pointer passed below points to a live local of the
+    // right type and size (or is deliberately NULL); regions outlive handles.
     unsafe {
         assert_eq!(fg_check(null(), b"k".as_ptr(), 1, 0), fg_result::FG_E_NULL);
         let h = handle();
@@ -118,6 +120,8 @@ fn nulls_bad_handles_and_panics_give_codes() {
 
 #[test]
 fn round_trip_through_init_attach_and_calls() {
+    // SAFETY: every pointer passed below points to a live local of the
+    // right type and size (or is deliberately NULL); regions outlive handles.
     unsafe {
         let c = config(16);
         let mut need = 0usize;
@@ -167,6 +171,7 @@ fn round_trip_through_init_attach_and_calls() {
 
         // Listing through a callback.
         unsafe extern "C" fn count(_: *const fg_entry, ctx: *mut core::ffi::c_void) -> i32 {
+            // SAFETY: ctx is the &mut u32 passed to fg_list below.
             unsafe { *ctx.cast::<u32>() += 1 };
             0
         }
