@@ -26,41 +26,19 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
+
 #define NODES 4
 #define PER_NODE 50
 #define TOTAL 200
 #define THREADS 8
 #define T0 5000000000000ull /* a fixed time: plain slots do not depend on it */
 
-#define KEY(s) (const uint8_t *)(s), strlen(s)
-
 static const char *const node_name[NODES] = {"168501", "168502", "168503", "168504"};
 static const char *const dump_node = "168505";
 static const uint8_t *node_key[NODES];
 static size_t node_len[NODES];
 static fg_table hub;
-
-#define EXPECT(what, got, want)                                                   \
-    do {                                                                          \
-        long long g_ = (long long)(got), w_ = (long long)(want);                  \
-        if (g_ != w_) {                                                           \
-            printf("FAIL %s: got %lld, want %lld (allstar_hub.c:%d)\n", (what),  \
-                   g_, w_, __LINE__);                                             \
-            exit(1);                                                              \
-        }                                                                         \
-        printf("ok  %s: %lld\n", (what), g_);                                     \
-    } while (0)
-
-#define EXPECT_RC(what, got, want)                                                \
-    do {                                                                          \
-        int g_ = (int)(got), w_ = (int)(want);                                    \
-        if (g_ != w_) {                                                           \
-            printf("FAIL %s: got %d (%s), want %d (%s) (allstar_hub.c:%d)\n",     \
-                   (what), g_, fg_strerror(g_), w_, fg_strerror(w_), __LINE__);   \
-            exit(1);                                                              \
-        }                                                                         \
-        printf("ok  %s: %d (%s)\n", (what), g_, fg_strerror(g_));                 \
-    } while (0)
 
 /* A new link to 68500: the least-loaded virtual node, or FG_GROUP_FULL. */
 static fg_result connect_link(size_t *node) {

@@ -19,10 +19,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
+
 #define S 1000000000ull
 #define NOW (100 * S)
-
-#define KEY(s) (const uint8_t *)(s), strlen(s)
 
 static const char *code_name(int c) {
     switch (c) {
@@ -65,23 +65,6 @@ static const char *code_name(int c) {
     }
 }
 
-static void fail_rc(const char *what, int got, int want, int line) {
-    printf("FAIL %s: got %d %s (%s), want %d %s (%s) (bad_input.c:%d)\n", what, got, code_name(got),
-           fg_strerror(got), want, code_name(want), fg_strerror(want), line);
-    exit(1);
-}
-
-#define EXPECT(what, got, want)                                                   \
-    do {                                                                          \
-        long long g_ = (long long)(got), w_ = (long long)(want);                  \
-        if (g_ != w_) {                                                           \
-            printf("FAIL %s: got %lld, want %lld (bad_input.c:%d)\n", (what), g_, \
-                   w_, __LINE__);                                                 \
-            exit(1);                                                              \
-        }                                                                         \
-        printf("ok  %s: %lld\n", (what), g_);                                     \
-    } while (0)
-
 /* The main table and what can be observed of it. */
 static fg_table t;
 static void *t_region;
@@ -109,17 +92,17 @@ static snapshot take(void) {
     fg_entry e;
     memset(&s, 0, sizeof s);
     int r = fg_get(&t, KEY("base"), NOW, &e);
-    if (r != FG_OK) fail_rc("snapshot: fg_get(base)", r, FG_OK, __LINE__);
+    if (r != FG_OK) FAIL_RC("snapshot: fg_get(base)", r, FG_OK);
     s.base_counter = e.counter;
     s.base_last = e.last_counter;
     s.base_limit = e.limit;
     s.base_algorithm = e.algorithm;
     r = fg_list(&t, NOW, count_cb, &s.entries);
-    if (r != FG_OK) fail_rc("snapshot: fg_list", r, FG_OK, __LINE__);
+    if (r != FG_OK) FAIL_RC("snapshot: fg_list", r, FG_OK);
     r = fg_slot_usage(&t, KEY("slot"), NOW, &s.slot_usage);
-    if (r != FG_OK) fail_rc("snapshot: fg_slot_usage(slot)", r, FG_OK, __LINE__);
+    if (r != FG_OK) FAIL_RC("snapshot: fg_slot_usage(slot)", r, FG_OK);
     r = fg_pid_get(&t, &s.pid);
-    if (r != FG_OK) fail_rc("snapshot: fg_pid_get", r, FG_OK, __LINE__);
+    if (r != FG_OK) FAIL_RC("snapshot: fg_pid_get", r, FG_OK);
     return s;
 }
 
@@ -158,20 +141,14 @@ static void check_unchanged(const char *what, int line) {
 /* A call that must return `want`, leaving the table as it was. */
 #define BAD(what, call, want)                                                     \
     do {                                                                          \
-        int g_ = (int)(call);                                                     \
-        if (g_ != (int)(want)) fail_rc((what), g_, (int)(want), __LINE__);        \
+        int g_ = (int)(call), w_ = (int)(want);                                   \
+        if (g_ != w_) FAIL_RC((what), g_, w_);                                    \
         check_unchanged((what), __LINE__);                                        \
-        printf("ok  %s: %d %s (%s); table unchanged\n", (what), g_, code_name(g_), \
-               fg_strerror(g_));                                                  \
+        check_ok_rc((what), g_, "; table unchanged");                             \
     } while (0)
 
 /* A call with no table involved (or on another table) that must return `want`. */
-#define CODE(what, call, want)                                                    \
-    do {                                                                          \
-        int g_ = (int)(call);                                                     \
-        if (g_ != (int)(want)) fail_rc((what), g_, (int)(want), __LINE__);        \
-        printf("ok  %s: %d %s (%s)\n", (what), g_, code_name(g_), fg_strerror(g_)); \
-    } while (0)
+#define CODE(what, call, want) EXPECT_RC(what, call, want)
 
 static int all_bytes(const void *p, size_t n, unsigned char v) {
     const unsigned char *b = p;
@@ -181,6 +158,8 @@ static int all_bytes(const void *p, size_t n, unsigned char v) {
 }
 
 int main(void) {
+    check_code_name = code_name; /* codes print as "-1 FG_DROP (drop)" */
+
     /* ---- version --------------------------------------------------------- */
     EXPECT("fg_version() == FG_VERSION_MAJOR<<16 | MINOR<<8 | PATCH", fg_version(),
            (FG_VERSION_MAJOR << 16) | (FG_VERSION_MINOR << 8) | FG_VERSION_PATCH);

@@ -22,35 +22,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
+
 #define S 1000000000ull  /* one second in ns */
 #define MS 1000000ull    /* one millisecond in ns */
 #define T0 (3000 * S)    /* a multiple of 30 s and 1 s: aligned windows start here */
 
-#define KEY(s) (const uint8_t *)(s), strlen(s)
-
 static fg_table t;
-
-#define EXPECT(what, got, want)                                                   \
-    do {                                                                          \
-        long long g_ = (long long)(got), w_ = (long long)(want);                  \
-        if (g_ != w_) {                                                           \
-            printf("FAIL %s: got %lld, want %lld (freeswitch_limit.c:%d)\n",      \
-                   (what), g_, w_, __LINE__);                                     \
-            exit(1);                                                              \
-        }                                                                         \
-        printf("ok  %s: %lld\n", (what), g_);                                     \
-    } while (0)
-
-#define EXPECT_RC(what, got, want)                                                \
-    do {                                                                          \
-        int g_ = (int)(got), w_ = (int)(want);                                    \
-        if (g_ != w_) {                                                           \
-            printf("FAIL %s: got %d (%s), want %d (%s) (freeswitch_limit.c:%d)\n", \
-                   (what), g_, fg_strerror(g_), w_, fg_strerror(w_), __LINE__);   \
-            exit(1);                                                              \
-        }                                                                         \
-        printf("ok  %s: %d (%s)\n", (what), g_, fg_strerror(g_));                 \
-    } while (0)
 
 /* limit_usage realm resource */
 static uint32_t usage(const char *key, uint64_t now) {

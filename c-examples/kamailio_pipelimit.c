@@ -17,58 +17,19 @@
  */
 #include <floodgate.h>
 #include <inttypes.h>
-#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
+
 #define S 1000000000ull        /* one second in ns */
 #define TIMER_INTERVAL (10 * S) /* pipelimit's default timer_interval */
 #define T0 (1000 * S)           /* start of a window (epoch 0, 10 s windows) */
 
-/* A key from a C string: (bytes, length). */
-#define KEY(s) (const uint8_t *)(s), strlen(s)
-
 static uint64_t region[4096]; /* 32 KiB, 8-aligned */
 static fg_table pipes;
-
-static void fail(const char *what, long long got, long long want, int line) {
-    printf("FAIL %s: got %lld, want %lld (kamailio_pipelimit.c:%d)\n", what, got, want, line);
-    exit(1);
-}
-
-/* Checks got == want and prints an "ok" line. */
-#define EXPECT(what, got, want)                                                   \
-    do {                                                                          \
-        long long g_ = (long long)(got), w_ = (long long)(want);                  \
-        if (g_ != w_) fail((what), g_, w_, __LINE__);                             \
-        printf("ok  %s: %lld\n", (what), g_);                                     \
-    } while (0)
-
-/* Checks an fg_result and prints it with its fg_strerror text. */
-#define EXPECT_RC(what, got, want)                                                \
-    do {                                                                          \
-        int g_ = (int)(got), w_ = (int)(want);                                    \
-        if (g_ != w_) {                                                           \
-            printf("FAIL %s: got %d (%s), want %d (%s) (kamailio_pipelimit.c:%d)\n", \
-                   (what), g_, fg_strerror(g_), w_, fg_strerror(w_), __LINE__);   \
-            exit(1);                                                              \
-        }                                                                         \
-        printf("ok  %s: %d (%s)\n", (what), g_, fg_strerror(g_));                 \
-    } while (0)
-
-/* Checks |got - want| < 1e-9 for doubles. */
-#define EXPECT_NEAR(what, got, want)                                              \
-    do {                                                                          \
-        double g_ = (got), w_ = (want);                                           \
-        if (!(fabs(g_ - w_) < 1e-9)) {                                            \
-            printf("FAIL %s: got %.17g, want %.17g (kamailio_pipelimit.c:%d)\n",  \
-                   (what), g_, w_, __LINE__);                                     \
-            exit(1);                                                              \
-        }                                                                         \
-        printf("ok  %s: %g\n", (what), g_);                                       \
-    } while (0)
 
 static fg_entry get(const char *name, uint64_t now) {
     fg_entry e;
@@ -174,7 +135,7 @@ int main(void) {
                 fg_result r = fg_check_create(&pipes, KEY(ips[i]), FG_ALGO_TAILDROP, 10, now);
                 if (r == FG_PASS) passed[i]++;
                 else if (r == FG_DROP) dropped[i]++;
-                else fail("pl_check($si) verdict", r, FG_PASS, __LINE__);
+                else FAIL("pl_check($si) verdict", r, FG_PASS);
             }
         }
         EXPECT("10.0.0.1: 14 INVITEs, passed (limit 10)", passed[0], 10);
@@ -231,7 +192,7 @@ int main(void) {
             fg_result r = fg_check(&pipes, KEY(red), w1 + (uint64_t)i * 1000);
             /* counter % load == 0 passes: requests 3, 6, 9, ... */
             fg_result want = i % 3 == 0 ? FG_PASS : FG_DROP;
-            if (r != want) fail("RED verdict of request i (pass iff i % 3 == 0)", r, want, __LINE__);
+            if (r != want) FAIL("RED verdict of request i (pass iff i % 3 == 0)", r, want);
             passed += r == FG_PASS;
         }
         EXPECT("RED next interval, 30 requests at load 3, passed exactly", passed, 10);
@@ -269,7 +230,7 @@ int main(void) {
         int dropped = 0;
         for (int i = 0; i < 100; i++) {
             fg_result r = fg_check(&pipes, KEY(fb), w1 + (uint64_t)i * 1000);
-            if (r != FG_PASS && r != FG_DROP) fail("FEEDBACK verdict", r, FG_DROP, __LINE__);
+            if (r != FG_PASS && r != FG_DROP) FAIL("FEEDBACK verdict", r, FG_DROP);
             dropped += r == FG_DROP;
         }
         EXPECT("FEEDBACK: of the next 100 requests, dropped", dropped, 30);
@@ -308,9 +269,9 @@ int main(void) {
         int lo = 1000, hi = -1;
         for (int i = 0; i < 1000; i++) {
             r = route(v, 2, 5, 15);
-            if (r.relay || r.code != 503) fail("pl_drop(5,15): 503", r.code, 503, __LINE__);
+            if (r.relay || r.code != 503) FAIL("pl_drop(5,15): 503", r.code, 503);
             if (r.retry_after < 5 || r.retry_after > 15)
-                fail("pl_drop(5,15): Retry-After in [5,15]", r.retry_after, 5, __LINE__);
+                FAIL("pl_drop(5,15): Retry-After in [5,15]", r.retry_after, 5);
             if (r.retry_after < lo) lo = r.retry_after;
             if (r.retry_after > hi) hi = r.retry_after;
         }

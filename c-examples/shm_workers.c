@@ -34,14 +34,14 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "check.h"
+
 #define WORKERS 4
 #define N_CHECKS 2000 /* NOP checks per worker */
 #define M_PAIRS 500   /* acquire/release pairs per worker */
 #define SLOT_MAX 2
 #define S 1000000000ull
 #define NOW (1000 * S) /* one fixed time: every count lands in one window */
-
-#define KEY(s) (const uint8_t *)(s), strlen(s)
 
 static char shm_name[64];
 static pid_t parent_pid;
@@ -63,8 +63,9 @@ static void cleanup(void) {
     shm_name[0] = '\0';
 }
 
-/* Parent failure: stop and reap the workers still running, clean up, exit 1. */
-static void parent_fail(void) {
+/* Stops and reaps the workers still running, then cleans up: the parent's
+ * failure path, also check.h's check_on_fail (a failed EXPECT). */
+static void stop_workers(void) {
     /* (a worker waiting at the gate gets SIGKILL below) */
     for (int i = 0; i < n_children; i++) {
         if (children[i] > 0) {
@@ -73,30 +74,13 @@ static void parent_fail(void) {
         }
     }
     cleanup();
-    exit(1);
 }
 
-#define EXPECT(what, got, want)                                                   \
-    do {                                                                          \
-        long long g_ = (long long)(got), w_ = (long long)(want);                  \
-        if (g_ != w_) {                                                           \
-            printf("FAIL %s: got %lld, want %lld (shm_workers.c:%d)\n", (what),  \
-                   g_, w_, __LINE__);                                             \
-            parent_fail();                                                        \
-        }                                                                         \
-        printf("ok  %s: %lld\n", (what), g_);                                     \
-    } while (0)
-
-#define EXPECT_RC(what, got, want)                                                \
-    do {                                                                          \
-        int g_ = (int)(got), w_ = (int)(want);                                    \
-        if (g_ != w_) {                                                           \
-            printf("FAIL %s: got %d (%s), want %d (%s) (shm_workers.c:%d)\n",     \
-                   (what), g_, fg_strerror(g_), w_, fg_strerror(w_), __LINE__);   \
-            parent_fail();                                                        \
-        }                                                                         \
-        printf("ok  %s: %d (%s)\n", (what), g_, fg_strerror(g_));                 \
-    } while (0)
+/* Parent failure: stop and reap the workers still running, clean up, exit 1. */
+static void parent_fail(void) {
+    stop_workers();
+    exit(1);
+}
 
 /* ---- a worker ------------------------------------------------------------ */
 
@@ -170,6 +154,7 @@ int main(void) {
     parent_pid = getpid();
     snprintf(shm_name, sizeof shm_name, "/floodgate-shm-workers-%ld", (long)parent_pid);
     if (atexit(cleanup) != 0) return 1;
+    check_on_fail = stop_workers;
 
     fg_config cfg = {.capacity = 32, .lease_capacity = 0, .interval_ns = 10 * S, .epoch_ns = 0,
                      .seed = 0x5ca1ab1eull};
