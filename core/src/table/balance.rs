@@ -155,10 +155,21 @@ impl Table<'_> {
             let (idx, gen) = (g.idx, g.gen());
             let cell = cells[i].as_mut().ok_or(Error::InvalidGroup)?;
             let lease = match lease_expiry {
-                Some(exp) => match leases::lease_one(self, idx, gen, cell, exp, now)? {
-                    LeaseVerdict::Acquired(l) => Some(l),
-                    LeaseVerdict::Refused => return Err(Error::Corrupt),
-                },
+                Some(exp) => {
+                    // Any member's planned-for-reclaim record may serve.
+                    let mut reusable = [(0usize, 0u32); MAX_MEMBERS];
+                    let mut m = 0;
+                    for (j, g) in guards.iter().enumerate().take(n) {
+                        if let (true, Some(g)) = (due[j], g) {
+                            reusable[m] = (g.idx, g.gen());
+                            m += 1;
+                        }
+                    }
+                    match leases::lease_one(self, idx, gen, cell, exp, now, &reusable[..m])? {
+                        LeaseVerdict::Acquired(l) => Some(l),
+                        LeaseVerdict::Refused => return Err(Error::Corrupt),
+                    }
+                }
                 None => {
                     if let Limiter::Slots(s) = &mut cell.limiter {
                         let _ = s.acquire();

@@ -79,9 +79,18 @@ fn expiry(rec: &[super::lock::AtomicU32; LEASE_WORDS]) -> u64 {
 }
 
 /// Claims a record for a new lease of entry `idx` (generation `gen`), under
-/// its lock: a free record, or else one of this entry's own leases that
-/// expired by `now` (whose slot [`plan_reclaim`] already took off the count).
-fn claim(t: &Table<'_>, idx: usize, gen: u32, expires: u64, now: u64) -> Result<Lease, Error> {
+/// its lock: a free record, or else an expired lease of one of the locked
+/// entries in `reusable` (entry, generation), whose slot [`plan_reclaim`]
+/// already took off that entry's count; [`apply_reclaim`] then leaves it
+/// alone, since it no longer names that entry.
+fn claim(
+    t: &Table<'_>,
+    idx: usize,
+    gen: u32,
+    expires: u64,
+    now: u64,
+    reusable: &[(usize, u32)],
+) -> Result<Lease, Error> {
     let n = t.leases.len();
     if n == 0 {
         return Err(Error::LeasesFull);
@@ -103,8 +112,11 @@ fn claim(t: &Table<'_>, idx: usize, gen: u32, expires: u64, now: u64) -> Result<
         }
     }
     for (r, rec) in t.leases.iter().enumerate() {
-        if rec[L_OWNER].load(Ordering::Acquire) == owner
-            && rec[L_ENTRY_GEN].load(Ordering::Relaxed) == gen
+        let o = rec[L_OWNER].load(Ordering::Acquire);
+        let egen = rec[L_ENTRY_GEN].load(Ordering::Relaxed);
+        if reusable
+            .iter()
+            .any(|&(i, g)| o == i as u32 + 1 && egen == g)
             && expired(expiry(rec), now)
         {
             rec[L_OWNER].store(LEASE_PENDING | owner, Ordering::Relaxed);
@@ -266,7 +278,7 @@ impl Table<'_> {
                 return Err(Error::WrongAlgorithm);
             };
             s.set_max(max);
-            lease_one(self, idx, gen, c, expires, now)
+            lease_one(self, idx, gen, c, expires, now, &[(idx, gen)])
         })
     }
 
@@ -319,6 +331,7 @@ pub(crate) fn lease_one(
     c: &mut Cell,
     expires: u64,
     now: u64,
+    reusable: &[(usize, u32)],
 ) -> Result<LeaseVerdict, Error> {
     let Limiter::Slots(s) = &mut c.limiter else {
         return Err(Error::WrongAlgorithm);
@@ -326,7 +339,7 @@ pub(crate) fn lease_one(
     if !s.has_room() {
         return Ok(LeaseVerdict::Refused);
     }
-    let lease = claim(t, idx, gen, expires, now)?;
+    let lease = claim(t, idx, gen, expires, now, reusable)?;
     let verdict = s.acquire();
     debug_assert_eq!(verdict, SlotVerdict::Acquired);
     c.leased += 1;
