@@ -121,10 +121,10 @@ pub enum Command {
         #[arg(value_parser = key_parser())]
         key: Key,
     },
-    /// Give back one plain slot of KEY, or the lease --lease HANDLE (exit 1 if nothing was held).
+    /// Give back one slot of KEY (a plain one, else the lease expiring first), or the lease --lease HANDLE (exit 1 if nothing was held).
     #[command(after_help = EXIT_CODES, group(ArgGroup::new("what").required(true).args(["key", "lease"])))]
     Release {
-        /// The key whose plain slot to give back (slots held by leases need their handle).
+        /// The key to give a slot back to: a plain slot if one is held, else its lease that would expire first.
         #[arg(value_parser = key_parser())]
         key: Option<Key>,
         /// A lease handle, as `agi link`/`agi hub` stored it in FG_LEASE.

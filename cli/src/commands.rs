@@ -304,6 +304,16 @@ pub fn run(command: &Command, file: &TableFile) -> Result<Output, Failure> {
                 )),
                 e => table_error(&ctx(key), e),
             })?;
+            // No plain slot held: give back a leased one, the one that
+            // would expire first (the channel holding its handle is gone).
+            let r = match r {
+                Release::Unmatched
+                    if t.release_lease_of(&key.0, now) == Ok(LeaseRelease::Released) =>
+                {
+                    Release::Released
+                }
+                r => r,
+            };
             let usage = t.usage(&key.0, now).unwrap_or(0);
             let json = |released: bool| {
                 Value::object([
@@ -320,9 +330,7 @@ pub fn run(command: &Command, file: &TableFile) -> Result<Output, Failure> {
                 Release::Unmatched => {
                     let why = if usage > 0 {
                         format!(
-                            "{}: no plain slot held; its {usage} slots are leases: release one with \
-                             `release --lease HANDLE` (the channel's FG_LEASE), let it expire, or \
-                             `delete` the entry",
+                            "{}: no slot could be released though {usage} are held",
                             ctx(key)
                         )
                     } else {

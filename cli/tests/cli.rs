@@ -198,8 +198,8 @@ fn slots_usage_and_release_by_key_and_by_lease() {
     let listed = cli_json(&t, &["list", "fs/gw1"], 0);
     assert_eq!(listed["last_counter"], 2, "two unmatched releases counted");
 
-    // A link held by a lease (agi link): by key it cannot be released,
-    // by its handle it can, once.
+    // A link held by a lease (agi link): by key the operator releases the
+    // lease (the one expiring first), once; its handle then finds nothing.
     let mut ch = Channel::default();
     assert_eq!(
         serve(&t, &["link", "--node", "2000", "--max", "3"], &mut ch).0,
@@ -207,10 +207,22 @@ fn slots_usage_and_release_by_key_and_by_lease() {
     );
     let lease = ch.var("FG_LEASE").unwrap().to_owned();
     assert_eq!(cli_json(&t, &["usage", "node/2000"], 0)["usage"], 1);
+    let v = cli_json(&t, &["release", "node/2000"], 0);
+    assert_eq!(v["released"], true);
+    assert_eq!(usage(&t, "node/2000"), 0);
     let r = cli(&t, &["release", "node/2000"]);
+    assert_eq!(r.code, 1, "nothing left to release: {r:?}");
+    assert_eq!(usage(&t, "node/2000"), 0);
+    let r = cli(&t, &["release", "--lease", &lease]);
     assert_eq!(r.code, 1);
-    assert!(r.stderr.contains("are leases"), "{r:?}");
-    assert_eq!(usage(&t, "node/2000"), 1);
+    assert!(r.stderr.contains("not held"), "{r:?}");
+    // By its handle: released once.
+    let mut ch = Channel::default();
+    assert_eq!(
+        serve(&t, &["link", "--node", "2000", "--max", "3"], &mut ch).0,
+        0
+    );
+    let lease = ch.var("FG_LEASE").unwrap().to_owned();
     let v = cli_json(&t, &["release", "--lease", &lease], 0);
     assert_eq!(
         v,

@@ -315,6 +315,39 @@ impl Table<'_> {
     }
 }
 
+impl Table<'_> {
+    /// Releases one lease of `key` without its handle: the held one that
+    /// would expire first (an operator's `release KEY` when the channel
+    /// that held the handle is gone). [`LeaseRelease::AlreadyReleased`] if
+    /// the key holds no unexpired lease; [`Error::NoPipe`] if it does not
+    /// exist, [`Error::WrongAlgorithm`] if it is not SLOTS.
+    pub fn release_lease_of(&self, key: &[u8], now: u64) -> Result<LeaseRelease, Error> {
+        let k = self.key(key)?;
+        let g = self.find(&k).ok_or(Error::NoPipe)?;
+        let (owner, gen) = (g.idx as u32 + 1, g.gen());
+        self.update(g, now, |c| {
+            if !matches!(c.limiter, Limiter::Slots(_)) {
+                return Err(Error::WrongAlgorithm);
+            }
+            let first = self
+                .leases
+                .iter()
+                .filter(|r| {
+                    r[L_OWNER].load(Ordering::Acquire) == owner
+                        && r[L_ENTRY_GEN].load(Ordering::Relaxed) == gen
+                        && !expired(expiry(r), now)
+                })
+                .min_by_key(|r| expiry(r));
+            let Some(rec) = first else {
+                return Ok(LeaseRelease::AlreadyReleased);
+            };
+            rec[L_OWNER].store(0, Ordering::Release);
+            take(c, 1);
+            Ok(LeaseRelease::Released)
+        })
+    }
+}
+
 pub(crate) fn expiry_of(hold_ns: Option<u64>, now: u64) -> Result<u64, Error> {
     match hold_ns {
         Some(0) => Err(Error::ZeroInterval),
@@ -345,4 +378,56 @@ pub(crate) fn lease_one(
     c.leased += 1;
     c.next_expiry = c.next_expiry.min(expires);
     Ok(LeaseVerdict::Acquired(lease))
+}
+
+#[cfg(all(test, not(loom)))]
+mod tests {
+    use super::super::{Config, Owner, Table};
+    use super::*;
+    use crate::{Error, Release, SlotVerdict};
+
+    #[test]
+    fn release_lease_of_frees_the_lease_expiring_first() {
+        let c = Config::new(8, 1_000);
+        let mut buf = vec![0u8; Table::size_for(&c).unwrap() + 8];
+        let off = buf.as_ptr().align_offset(8);
+        let len = buf.len() - 8;
+        let t = Table::init_in(&mut buf[off..off + len], &c, Owner::SINGLE_PROCESS).unwrap();
+        assert_eq!(t.release_lease_of(b"node", 0), Err(Error::NoPipe));
+        let LeaseVerdict::Acquired(late) = t.lease_acquire(b"node", 3, Some(500), 0).unwrap()
+        else {
+            panic!("refused")
+        };
+        let LeaseVerdict::Acquired(early) = t.lease_acquire(b"node", 3, Some(100), 0).unwrap()
+        else {
+            panic!("refused")
+        };
+        assert_eq!(t.acquire(b"node", 3, 0), Ok(SlotVerdict::Acquired));
+        assert_eq!(t.release_lease_of(b"node", 1), Ok(LeaseRelease::Released));
+        assert_eq!(t.lease_release(early, 2), Ok(LeaseRelease::AlreadyReleased));
+        assert_eq!(
+            t.usage(b"node", 2),
+            Ok(2),
+            "the plain slot and the later lease"
+        );
+        assert_eq!(t.release_lease_of(b"node", 3), Ok(LeaseRelease::Released));
+        assert_eq!(t.lease_release(late, 4), Ok(LeaseRelease::AlreadyReleased));
+        assert_eq!(
+            t.release_lease_of(b"node", 5),
+            Ok(LeaseRelease::AlreadyReleased)
+        );
+        assert_eq!(t.release(b"node", 6), Ok(Release::Released));
+        assert_eq!(t.usage(b"node", 7), Ok(0));
+        // A lease that expired is not released again (its slot is reclaimed).
+        let LeaseVerdict::Acquired(_) = t.lease_acquire(b"node", 3, Some(10), 100).unwrap() else {
+            panic!("refused")
+        };
+        assert_eq!(
+            t.release_lease_of(b"node", 110),
+            Ok(LeaseRelease::AlreadyReleased)
+        );
+        assert_eq!(t.usage(b"node", 111), Ok(0));
+        let _ = t.check_or_create(b"rate", crate::Algorithm::Taildrop, 1, 0);
+        assert_eq!(t.release_lease_of(b"rate", 0), Err(Error::WrongAlgorithm));
+    }
 }
