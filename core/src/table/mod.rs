@@ -28,7 +28,10 @@
 //! Entries are found by open addressing with linear probing inside a window
 //! of [`PROBE_LIMIT`] slots from the key's home slot, with a keyed hash seeded
 //! at init (not cryptographic: seed it randomly so that nobody can aim keys at
-//! one slot). Size a table for at most about 80% load.
+//! one slot). Size a table for at most about 40% load: with the 32-slot
+//! probe window, inserts were measured to fail with [`Error::Full`] from
+//! about 50-55% load at 100 000 keys (67% at 1 000) while every window is
+//! still open, so none is evictable.
 //!
 //! # Concurrency
 //! Any number of threads and processes may call at once. Every entry has a
