@@ -363,20 +363,24 @@ impl<'a> Table<'a> {
         if key.len() > MAX_KEY_LEN {
             return Err(Error::KeyTooLong);
         }
-        let mut bytes = [0u8; MAX_KEY_LEN];
-        bytes[..key.len()].copy_from_slice(key);
-        let words = core::array::from_fn(|i| {
-            u32::from_le_bytes([
-                bytes[4 * i],
-                bytes[4 * i + 1],
-                bytes[4 * i + 2],
-                bytes[4 * i + 3],
-            ])
-        });
+        // The key as little-endian words, zero-padded: built a word at a
+        // time (no 64-byte buffer to clear and copy into).
+        let mut words = [0u32; KEY_WORDS];
+        let mut chunks = key.chunks_exact(4);
+        for (w, c) in words.iter_mut().zip(&mut chunks) {
+            *w = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
+        }
+        let rest = chunks.remainder();
+        if let Some(w) = words.get_mut(key.len() / 4) {
+            *w = rest
+                .iter()
+                .enumerate()
+                .fold(0, |v, (i, &b)| v | u32::from(b) << (8 * i));
+        }
         Ok(Key {
             words,
             len: key.len(),
-            hash: hash::hash(self.seed, &bytes, key.len()),
+            hash: hash::hash_words(self.seed, &words, key.len()),
         })
     }
 
@@ -387,13 +391,23 @@ impl<'a> Table<'a> {
     fn probe(&self, k: &Key) -> impl Iterator<Item = usize> {
         let cap = self.entries.len();
         let home = self.home(k);
-        (0..PROBE_LIMIT.min(cap)).map(move |i| (home + i) % cap)
+        // home < cap and i < cap, so one subtraction wraps (no division).
+        (0..PROBE_LIMIT.min(cap)).map(move |i| {
+            let j = home + i;
+            if j >= cap {
+                j - cap
+            } else {
+                j
+            }
+        })
     }
 
     fn matches(&self, idx: usize, k: &Key, m: u32) -> bool {
         let e = &self.entries[idx];
+        // Equal meta words mean equal key lengths, and both keys are
+        // zero-padded: only the words holding key bytes need comparing.
         m == meta(STATE_USED, k.len, k.hash)
-            && (0..KEY_WORDS).all(|i| e[E_KEY + i].load(Ordering::Relaxed) == k.words[i])
+            && (0..k.len.div_ceil(4)).all(|i| e[E_KEY + i].load(Ordering::Relaxed) == k.words[i])
     }
 
     fn lock_idx(&self, idx: usize) -> Guard<'a> {

@@ -169,6 +169,67 @@ fn keys_are_bytes() {
 }
 
 #[test]
+fn key_words_and_hash_are_the_stored_format() {
+    // Table::key builds the words and hash a word at a time; they must be
+    // exactly the zero-padded little-endian words and the byte hash that
+    // tables in shared memory already hold.
+    with_table(cfg(16), |t| {
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for len in 1..=MAX_KEY_LEN {
+            for _ in 0..20 {
+                let mut bytes = [0u8; MAX_KEY_LEN];
+                for b in bytes.iter_mut().take(len) {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    *b = x as u8;
+                }
+                let k = t.key(&bytes[..len]).unwrap();
+                let words: [u32; KEY_WORDS] = core::array::from_fn(|i| {
+                    u32::from_le_bytes([
+                        bytes[4 * i],
+                        bytes[4 * i + 1],
+                        bytes[4 * i + 2],
+                        bytes[4 * i + 3],
+                    ])
+                });
+                assert_eq!(k.words, words, "len {len}");
+                assert_eq!(k.len, len);
+                assert_eq!(k.hash, hash::hash(t.seed, &bytes, len), "len {len}");
+            }
+        }
+    });
+}
+
+#[test]
+fn keys_differing_in_any_byte_or_length_are_distinct() {
+    with_table(cfg(256), |t| {
+        for len in [1usize, 3, 4, 5, 7, 8, 9, 63, 64] {
+            let base = vec![b'k'; len];
+            assert_eq!(
+                t.check_or_create(&base, Algorithm::Taildrop, 1, 0),
+                Ok(Verdict::Pass)
+            );
+            for i in 0..len {
+                let mut other = base.clone();
+                other[i] ^= 1;
+                assert_eq!(t.check(&other, 0), Err(Error::NoPipe), "len {len} byte {i}");
+            }
+            assert_eq!(t.check(&base, 0), Ok(Verdict::Drop), "len {len}");
+        }
+        // Prefixes of one another, each its own pipe; other lengths are not.
+        assert_eq!(t.len(), 9);
+        for len in [2usize, 6, 10, 62] {
+            assert_eq!(
+                t.check(&vec![b'k'; len], 0),
+                Err(Error::NoPipe),
+                "len {len}"
+            );
+        }
+    });
+}
+
+#[test]
 fn set_replaces_algorithm_and_feedback_sets_the_setpoint() {
     with_table(cfg(16), |t| {
         t.set(b"p", Algorithm::Taildrop, 5, 0).unwrap();
