@@ -154,6 +154,8 @@ fn relax(spins: u32) {
     }
 }
 
+/// The owner a handle's table locks as: the id is read from [`PID`] at every
+/// lock, so one handle serves parent and child alike after `fork`.
 fn owner() -> Owner {
     let mut pid = PID.load(Ordering::Relaxed);
     if pid == 0 {
@@ -165,25 +167,28 @@ fn owner() -> Owner {
         });
         pid = PID.load(Ordering::Relaxed);
     }
-    Owner::new(pid, pid_is_alive)
+    Owner::from_static(&PID, pid, pid_is_alive)
         .unwrap_or(Owner::SINGLE_PROCESS)
         .with_relax(relax)
 }
 
-/// The table behind a handle, for this process.
+/// The table behind a handle, borrowed in place (no copy per call).
 ///
 /// # Safety
-/// `t` is non-null (checked by the export macro) and points to an `fg_table`.
-unsafe fn table(t: *const fg_table) -> Result<Table<'static>, fg_result> {
+/// `t` is non-null (checked by the export macro) and points to an `fg_table`
+/// that nobody writes while the returned reference is used (the header's
+/// contract: a handle is written only by `fg_table_init`/`fg_table_attach`).
+#[inline(always)]
+unsafe fn table<'h>(t: *const fg_table) -> Result<&'h Table<'static>, fg_result> {
     let h = t.cast::<Handle>();
     // SAFETY: fg_table is 8-aligned and at least as large as Handle (const
     // asserts above); reading the magic is reading a u64 of caller memory.
     if unsafe { core::ptr::addr_of!((*h).magic).read() } != HANDLE_MAGIC {
         return Err(fg_result::FG_E_BAD_HANDLE);
     }
-    // SAFETY: the magic says fg_table_init/attach wrote a Handle here.
-    let tab = unsafe { core::ptr::addr_of!((*h).table).read() };
-    Ok(tab.with_owner(owner()))
+    // SAFETY: the magic says fg_table_init/attach wrote a Handle here, and
+    // the caller keeps it unchanged while the call runs.
+    Ok(unsafe { &(*h).table })
 }
 
 fn write_handle(out: *mut fg_table, table: Table<'static>) {

@@ -40,6 +40,8 @@ pub const CHECK_EVERY: u32 = 1024;
 #[derive(Debug, Clone, Copy)]
 pub struct Owner {
     id: u32,
+    /// Where the current id is read from at every lock, if not fixed.
+    current: Option<&'static core::sync::atomic::AtomicU32>,
     is_alive: fn(u32) -> bool,
     relax: fn(u32),
 }
@@ -57,6 +59,7 @@ impl Owner {
     /// dead, busy-wait with a spin hint.
     pub const SINGLE_PROCESS: Owner = Owner {
         id: 1,
+        current: None,
         is_alive: always_alive,
         relax: spin,
     };
@@ -69,9 +72,30 @@ impl Owner {
         }
         Ok(Owner {
             id,
+            current: None,
             is_alive,
             relax: spin,
         })
+    }
+
+    /// An owner whose id is read from `current` at every lock, so that one
+    /// `Owner` (and a [`Table`](crate::table::Table) holding it) follows its
+    /// process across `fork`: the child stores its own pid in `current`
+    /// (from a `pthread_atfork` child handler, say). While `current` holds
+    /// no valid id (0, or above 2^31-1), `fallback` is used; `fallback`
+    /// must be valid as in [`Owner::new`].
+    pub const fn from_static(
+        current: &'static core::sync::atomic::AtomicU32,
+        fallback: u32,
+        is_alive: fn(u32) -> bool,
+    ) -> Result<Owner, Error> {
+        match Owner::new(fallback, is_alive) {
+            Ok(mut o) => {
+                o.current = Some(current);
+                Ok(o)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Replaces what a waiter does between spins (for example `sched_yield`
@@ -81,9 +105,16 @@ impl Owner {
         self
     }
 
-    /// The id written into lock words.
-    pub const fn id(&self) -> u32 {
-        self.id
+    /// The id written into lock words now.
+    #[inline(always)]
+    pub fn id(&self) -> u32 {
+        match self.current {
+            Some(c) => match c.load(core::sync::atomic::Ordering::Relaxed) {
+                v @ 1..=OWNER_MASK => v,
+                _ => self.id,
+            },
+            None => self.id,
+        }
     }
 }
 
@@ -96,8 +127,30 @@ pub(crate) struct Held {
     pub recovered: bool,
 }
 
-/// Takes the lock in `word` for `owner`.
+/// Takes the lock in `word` for `owner`: one compare-and-swap when it is
+/// free, else [`lock_contended`].
+#[inline(always)]
 pub(crate) fn lock(word: &AtomicU32, owner: &Owner) -> Held {
+    let cur = word.load(Ordering::Relaxed);
+    if cur & OWNER_MASK == 0
+        && word
+            .compare_exchange_weak(cur, cur | owner.id(), Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+    {
+        return Held {
+            active: cur >> 31,
+            recovered: false,
+        };
+    }
+    lock_contended(word, owner)
+}
+
+/// Takes the lock in `word` for `owner`, waiting for (or taking over from)
+/// its holder.
+#[cold]
+#[inline(never)]
+fn lock_contended(word: &AtomicU32, owner: &Owner) -> Held {
+    let id = owner.id();
     let mut spins: u32 = 0;
     loop {
         let cur = word.load(Ordering::Relaxed);
@@ -105,7 +158,7 @@ pub(crate) fn lock(word: &AtomicU32, owner: &Owner) -> Held {
         let active = cur >> 31;
         if holder == 0 {
             if word
-                .compare_exchange_weak(cur, cur | owner.id, Ordering::Acquire, Ordering::Relaxed)
+                .compare_exchange_weak(cur, cur | id, Ordering::Acquire, Ordering::Relaxed)
                 .is_ok()
             {
                 return Held {
@@ -121,7 +174,7 @@ pub(crate) fn lock(word: &AtomicU32, owner: &Owner) -> Held {
             && word
                 .compare_exchange(
                     cur,
-                    (cur & ACTIVE_BIT) | owner.id,
+                    (cur & ACTIVE_BIT) | id,
                     Ordering::Acquire,
                     Ordering::Relaxed,
                 )
@@ -173,6 +226,36 @@ mod tests {
             OWNER_MASK
         );
         assert_eq!(Owner::SINGLE_PROCESS.with_relax(spin).id(), 1);
+    }
+
+    #[test]
+    fn a_static_owner_follows_its_cell_and_falls_back_when_invalid() {
+        static CURRENT: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+        assert_eq!(
+            Owner::from_static(&CURRENT, 0, alive).unwrap_err(),
+            Error::InvalidOwner
+        );
+        let o = Owner::from_static(&CURRENT, 5, alive).unwrap();
+        assert_eq!(o.id(), 5, "0 in the cell: the fallback");
+        CURRENT.store(7, core::sync::atomic::Ordering::Relaxed);
+        assert_eq!(o.id(), 7);
+        let w = AtomicU32::new(0);
+        lock(&w, &o);
+        assert_eq!(holder(&w), 7, "the lock word carries the id of the moment");
+        unlock(&w, 0);
+        CURRENT.store(1 << 31, core::sync::atomic::Ordering::Relaxed);
+        assert_eq!(o.id(), 5, "an invalid id in the cell: the fallback");
+        // A holder that died under the old id is taken over under the new one.
+        CURRENT.store(7, core::sync::atomic::Ordering::Relaxed);
+        let w = AtomicU32::new(ACTIVE_BIT | 9);
+        assert_eq!(
+            lock(&w, &o),
+            Held {
+                active: 1,
+                recovered: true
+            }
+        );
+        assert_eq!(holder(&w), 7);
     }
 
     #[test]
