@@ -31,17 +31,21 @@ else
     BIN="${CARGO_TARGET_DIR:-target}/release/fg_icount"
 fi
 
-ir() { # case n -> instructions collected
-    valgrind --tool=callgrind --callgrind-out-file=/dev/null "$BIN" "$1" "$2" 2>&1 |
-        sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
+ir() { # case n -> instructions collected; fails (with the output) if the case fails
+    local out
+    if ! out=$(valgrind --tool=callgrind --callgrind-out-file=/dev/null "$BIN" "$1" "$2" 2>&1); then
+        printf '%s\n' "$out" | tail -20 >&2
+        return 1
+    fi
+    printf '%s\n' "$out" | sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
 }
 
 printf '%-44s %12s\n' "case (N = $N)" "instr/op"
 count=0
 for c in $("$BIN" list); do
     case "$c" in *"$FILTER"*) ;; *) continue ;; esac
-    a=$(ir "$c" "$N")
-    b=$(ir "$c" $((2 * N)))
+    a=$(ir "$c" "$N") || { echo "callgrind: case $c failed" >&2; exit 1; }
+    b=$(ir "$c" $((2 * N))) || { echo "callgrind: case $c failed" >&2; exit 1; }
     if [ -z "$a" ] || [ -z "$b" ]; then
         echo "callgrind failed on $c" >&2
         exit 1
