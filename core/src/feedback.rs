@@ -239,6 +239,7 @@ impl Feedback {
 
     /// Counts one request at `now` and applies `drop_rate` (percent, values
     /// above 100 act as 100).
+    #[inline(always)]
     pub fn check(&mut self, now: u64, drop_rate: u8) -> Verdict {
         let n = self.counter.hit(now);
         Verdict::from_pass(!feedback_drops(n, drop_rate))

@@ -50,6 +50,7 @@ impl Gcra {
     }
 
     /// Decides one cell at `now`.
+    #[inline(always)]
     pub fn check(&mut self, now: u64) -> Verdict {
         if now < self.tat.saturating_sub(self.tau) {
             return Verdict::Drop;

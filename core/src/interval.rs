@@ -49,6 +49,7 @@ impl IntervalLimit {
     }
 
     /// Counts one new call at `now` and says whether it is admitted.
+    #[inline(always)]
     pub fn check(&mut self, now: u64) -> Verdict {
         let first = self.counter.roll(now) != Roll::Same;
         let n = self.counter.hit(now);
@@ -70,6 +71,7 @@ impl IntervalLimit {
     }
 
     /// Replaces the maximum.
+    #[inline]
     pub fn set_max(&mut self, max: i32) {
         self.max = max;
     }

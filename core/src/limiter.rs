@@ -194,6 +194,7 @@ impl Limiter {
 
     /// Counts and decides one request at `now`. Slots are not rate pipes:
     /// for them this is [`Error::WrongAlgorithm`] and nothing changes.
+    #[inline(always)]
     pub fn check(&mut self, now: u64, shared: &Shared) -> Result<Verdict, Error> {
         Ok(match self {
             Limiter::Taildrop(l) => l.check(now),
@@ -247,6 +248,7 @@ impl Limiter {
     /// value is only range-checked (a table stores a FEEDBACK setpoint in its
     /// header). A GCRA keeps its period and burst and its TAT. On error
     /// nothing changes.
+    #[inline(always)]
     pub fn set_limit(&mut self, limit: i64) -> Result<(), Error> {
         let unsigned = u32::try_from(limit).map_err(|_| Error::InvalidLimit);
         let signed = i32::try_from(limit).map_err(|_| Error::InvalidLimit);

@@ -31,6 +31,7 @@ impl Network {
 
     /// Counts one request at `now`; `bytes_waiting` is the host's last pushed
     /// measurement (in a table it lives in the shared header).
+    #[inline(always)]
     pub fn check(&mut self, now: u64, bytes_waiting: u64) -> Verdict {
         self.counter.hit(now);
         Verdict::from_pass(bytes_waiting <= u64::from(self.limit))
@@ -42,6 +43,7 @@ impl Network {
     }
 
     /// Replaces the limit.
+    #[inline]
     pub fn set_limit(&mut self, limit: u32) {
         self.limit = limit;
     }

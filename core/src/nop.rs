@@ -19,6 +19,7 @@ impl Nop {
     }
 
     /// Counts one request at `now`; always [`Verdict::PassNop`].
+    #[inline(always)]
     pub fn check(&mut self, now: u64) -> Verdict {
         self.counter.hit(now);
         Verdict::PassNop

@@ -50,6 +50,7 @@ impl Red {
     }
 
     /// Counts one request at `now` and says whether it passes.
+    #[inline(always)]
     pub fn check(&mut self, now: u64) -> Verdict {
         self.roll(now);
         let n = self.counter.hit(now);
@@ -74,6 +75,7 @@ impl Red {
     }
 
     /// Replaces the limit (at least 1); it applies from the next window on.
+    #[inline]
     pub fn set_limit(&mut self, limit: u32) -> Result<(), Error> {
         if limit == 0 {
             return Err(Error::InvalidLimit);

@@ -45,6 +45,7 @@ impl RedProportional {
     }
 
     /// Counts one request at `now` and says whether it passes.
+    #[inline(always)]
     pub fn check(&mut self, now: u64) -> Verdict {
         let n = self.counter.hit(now);
         Verdict::from_pass(spread_pass(n, self.limit, self.counter.last_counter()))
@@ -56,6 +57,7 @@ impl RedProportional {
     }
 
     /// Replaces the limit (at least 1).
+    #[inline]
     pub fn set_limit(&mut self, limit: u32) -> Result<(), Error> {
         if limit == 0 {
             return Err(Error::InvalidLimit);

@@ -37,6 +37,7 @@ impl SlidingWindow {
     }
 
     /// Decides one request at `now`; only passes are counted.
+    #[inline(always)]
     pub fn check(&mut self, now: u64) -> Verdict {
         let n = self.counter.hit(now);
         let interval = u128::from(self.counter.window().interval());
@@ -56,6 +57,7 @@ impl SlidingWindow {
     }
 
     /// Replaces the limit.
+    #[inline]
     pub fn set_limit(&mut self, limit: u32) {
         self.limit = limit;
     }

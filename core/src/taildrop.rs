@@ -29,6 +29,7 @@ impl Taildrop {
     }
 
     /// Counts one request at `now` and says whether it passes.
+    #[inline(always)]
     pub fn check(&mut self, now: u64) -> Verdict {
         let n = self.counter.hit(now);
         Verdict::from_pass(n <= self.limit)
@@ -40,6 +41,7 @@ impl Taildrop {
     }
 
     /// Replaces the limit; it applies from the next request on.
+    #[inline]
     pub fn set_limit(&mut self, limit: u32) {
         self.limit = limit;
     }

@@ -98,13 +98,31 @@ impl Window {
     }
 
     /// Moves `state` to the window of `now` and says how it moved.
+    #[inline(always)]
     pub(crate) fn advance(&self, state: &mut WindowState, now: u64) -> Roll {
+        // Fast path, inlined: no division while inside the current window.
+        if state.open && (now < state.start || now - state.start < self.interval) {
+            return Roll::Same;
+        }
+        let (new, roll) = self.advance_slow(*state, now);
+        *state = new;
+        roll
+    }
+
+    /// [`Window::advance`] when the window opens or moves: out of line, and
+    /// by value, so that callers can keep their state in registers.
+    #[inline(never)]
+    fn advance_slow(self, mut state: WindowState, now: u64) -> (WindowState, Roll) {
+        let roll = self.advance_moving(&mut state, now);
+        (state, roll)
+    }
+
+    fn advance_moving(&self, state: &mut WindowState, now: u64) -> Roll {
         if !state.open {
             state.open = true;
             state.start = self.open_at(now);
             return Roll::Idle;
         }
-        // Fast path: no division while inside the current window.
         if now < state.start || now - state.start < self.interval {
             return Roll::Same;
         }
@@ -201,6 +219,7 @@ impl WindowCounter {
     }
 
     /// Rolls to the window of `now` (last = the ended window's count, or 0).
+    #[inline(always)]
     pub(crate) fn roll(&mut self, now: u64) -> Roll {
         let roll = self.window.advance(&mut self.state, now);
         match roll {
@@ -218,6 +237,7 @@ impl WindowCounter {
     }
 
     /// Adds one event at `now` (saturating) and returns the window's count.
+    #[inline(always)]
     pub(crate) fn hit(&mut self, now: u64) -> u32 {
         self.roll(now);
         self.counter = self.counter.saturating_add(1);

@@ -9,11 +9,11 @@
 //! is full, or the group total is reached, the verdict is
 //! [`Balanced::Full`] and nothing changes: send the link to the dump node.
 
-use super::codec::Cell;
+use super::codec::{self, Cell};
 use super::layout::*;
 use super::lock::Ordering;
 use super::{leases, Guard, Key, Lease, LeaseVerdict, Table, MAX_MEMBERS};
-use crate::{Error, Limiter, Slots};
+use crate::{Algorithm, Error, Limiter, Slots};
 
 /// The verdict of a balanced acquisition.
 #[must_use = "an acquired slot must be released; Full means: send to the dump node"]
@@ -74,10 +74,16 @@ impl Table<'_> {
         }
         let mut keys = [None::<Key>; MAX_MEMBERS];
         for (i, m) in members.iter().enumerate() {
-            if members[..i].contains(m) {
+            let k = self.key(m)?;
+            // Equal keys have equal hashes: most pairs differ right there.
+            if keys[..i]
+                .iter()
+                .flatten()
+                .any(|o| o.hash == k.hash && o.bytes == k.bytes)
+            {
                 return Err(Error::DuplicateMember);
             }
-            keys[i] = Some(self.key(m)?);
+            keys[i] = Some(k);
         }
         let keys = &keys[..n];
         let mut guards: [Option<Guard<'_>>; MAX_MEMBERS] = Default::default();
@@ -86,10 +92,19 @@ impl Table<'_> {
             let mut order = [(usize::MAX, 0usize); MAX_MEMBERS];
             for (i, k) in keys.iter().enumerate() {
                 let k = k.as_ref().ok_or(Error::InvalidGroup)?;
-                let (g, _) = self.find_or_insert(k, now, || {
-                    Ok(Cell::new(Limiter::Slots(Slots::new(per_max))))
-                })?;
-                order[i] = (g.idx, i);
+                // Found members are not locked here (they are below, in
+                // order, and checked again); new ones are created.
+                let idx = match self.locate(k) {
+                    Some(idx) => idx,
+                    None => {
+                        self.find_or_insert(k, now, || {
+                            Ok(Cell::new(Limiter::Slots(Slots::new(per_max))))
+                        })?
+                        .0
+                        .idx
+                    }
+                };
+                order[i] = (idx, i);
             }
             let order = &mut order[..n];
             order.sort_unstable();
@@ -125,11 +140,13 @@ impl Table<'_> {
         // Every member must be SLOTS before anything is planned.
         for i in 0..n {
             let g = guards[i].as_ref().ok_or(Error::InvalidGroup)?;
-            let cell = self.cell(g)?;
-            if !matches!(cell.limiter, Limiter::Slots(_)) {
+            let w = g.read();
+            if w[0] & 0xf != Algorithm::Slots as u32 {
+                // Another algorithm (or a corrupt word, which decode names).
+                self.cell(g)?;
                 return Err(Error::WrongAlgorithm);
             }
-            cells[i] = Some(cell);
+            cells[i] = Some(codec::decode_as(Algorithm::Slots, &w, self.epoch)?);
         }
         let mut total: u64 = 0;
         let mut best: Option<(u32, usize)> = None;

@@ -49,6 +49,7 @@ fn join(lo: u32, hi: u32) -> u64 {
     u64::from(lo) | (u64::from(hi) << 32)
 }
 
+#[inline(always)]
 fn put_counter(w: &mut [u32; BUF_WORDS], c: &WindowCounter) {
     if matches!(c.window.anchor(), Anchor::FirstEvent) {
         w[0] |= 1 << 4;
@@ -62,6 +63,7 @@ fn put_counter(w: &mut [u32; BUF_WORDS], c: &WindowCounter) {
     w[7] = c.last;
 }
 
+#[inline(always)]
 fn get_counter(w: &[u32; BUF_WORDS], epoch: u64) -> Result<WindowCounter, Error> {
     let anchor = if w[0] & (1 << 4) != 0 {
         Anchor::FirstEvent
@@ -80,6 +82,7 @@ fn get_counter(w: &[u32; BUF_WORDS], epoch: u64) -> Result<WindowCounter, Error>
     })
 }
 
+#[inline(always)]
 pub(crate) fn encode(cell: &Cell) -> [u32; BUF_WORDS] {
     let mut w = [0u32; BUF_WORDS];
     w[0] = cell.limiter.algorithm() as u32;
@@ -135,6 +138,18 @@ pub(crate) fn encode(cell: &Cell) -> [u32; BUF_WORDS] {
 
 pub(crate) fn decode(w: &[u32; BUF_WORDS], epoch: u64) -> Result<Cell, Error> {
     let algorithm = Algorithm::from_u8((w[0] & 0xf) as u8).ok_or(Error::Corrupt)?;
+    decode_as(algorithm, w, epoch)
+}
+
+/// [`decode`] of words whose algorithm (bits 0-3 of word 0) the caller has
+/// already read as `algorithm`. Always inlined: with `algorithm` a constant,
+/// the compiler keeps only its arm, here and in the limiter calls after it.
+#[inline(always)]
+pub(crate) fn decode_as(
+    algorithm: Algorithm,
+    w: &[u32; BUF_WORDS],
+    epoch: u64,
+) -> Result<Cell, Error> {
     let mut cell = Cell::new(Limiter::Nop(Nop::new(Window::aligned(1, 0)?)));
     cell.limiter = match algorithm {
         Algorithm::Taildrop => Limiter::Taildrop(Taildrop {

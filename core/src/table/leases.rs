@@ -159,10 +159,22 @@ fn has_free_record(t: &Table<'_>) -> bool {
 /// in `cell` (records untouched) and returns whether there were any: then
 /// [`apply_reclaim`] must free their records when the operation commits.
 /// A failed operation commits nothing and frees nothing.
+#[inline(always)]
 pub(crate) fn plan_reclaim(t: &Table<'_>, idx: usize, gen: u32, cell: &mut Cell, now: u64) -> bool {
     if cell.next_expiry > now || !matches!(cell.limiter, Limiter::Slots(_)) {
         return false;
     }
+    // Out of line and by value, so that callers keep `cell` in registers.
+    let (freed, next) = scan_expired(t, idx, gen, now);
+    take(cell, freed);
+    cell.next_expiry = next;
+    freed > 0
+}
+
+/// How many of entry `idx`'s lease records expired by `now`, and the
+/// earliest expiry among the others (`u64::MAX`: none).
+#[inline(never)]
+fn scan_expired(t: &Table<'_>, idx: usize, gen: u32, now: u64) -> (u32, u64) {
     let owner = idx as u32 + 1;
     let mut freed = 0u32;
     let mut next = u64::MAX;
@@ -179,9 +191,7 @@ pub(crate) fn plan_reclaim(t: &Table<'_>, idx: usize, gen: u32, cell: &mut Cell,
             next = next.min(exp);
         }
     }
-    take(cell, freed);
-    cell.next_expiry = next;
-    freed > 0
+    (freed, next)
 }
 
 /// Frees the records of entry `idx`'s leases expired by `now`, under its
@@ -201,6 +211,7 @@ pub(crate) fn apply_reclaim(t: &Table<'_>, idx: usize, gen: u32, now: u64) {
 }
 
 /// Takes `n` leased slots off `cell`'s counts.
+#[inline(always)]
 fn take(cell: &mut Cell, n: u32) {
     cell.leased = cell.leased.saturating_sub(n);
     if let Limiter::Slots(s) = &mut cell.limiter {

@@ -65,6 +65,7 @@ mod hash;
 mod layout;
 mod leases;
 pub mod lock;
+mod lookup;
 mod region;
 
 pub use balance::Balanced;
@@ -77,6 +78,7 @@ pub use region::StaticTable;
 use codec::{decode, encode, Cell, BUF_WORDS};
 use layout::*;
 use lock::{AtomicU32, Ordering};
+use lookup::{key_error, Key};
 
 use crate::{
     Algorithm, Error, Gains, IntervalLimit, Limiter, MaxZero, PidController, Release, Shared,
@@ -167,24 +169,19 @@ pub struct Table<'a> {
     seed: u64,
 }
 
-/// A key checked and laid out as the table stores it.
-#[derive(Clone, Copy)]
-pub(crate) struct Key {
-    words: [u32; KEY_WORDS],
-    len: usize,
-    hash: u64,
-}
-
 /// An entry locked by this caller; unlocks (unchanged) when dropped.
 pub(crate) struct Guard<'t> {
     e: &'t [AtomicU32; ENTRY_WORDS],
     idx: usize,
-    active: u32,
+    /// Index (0 or 1) of the committed buffer: a `usize`, so that a guard is
+    /// three whole words that the compiler moves without partial loads.
+    active: usize,
 }
 
 impl Guard<'_> {
+    #[inline(always)]
     fn read(&self) -> [u32; BUF_WORDS] {
-        let base = E_BUF + self.active as usize * BUF_WORDS;
+        let base = E_BUF + self.active * BUF_WORDS;
         core::array::from_fn(|i| self.e[base + i].load(Ordering::Relaxed))
     }
 
@@ -192,6 +189,7 @@ impl Guard<'_> {
         self.e[E_GEN].load(Ordering::Relaxed)
     }
 
+    #[inline(always)]
     fn touch(&self, now: u64) {
         self.e[E_USED].store(now as u32, Ordering::Relaxed);
         self.e[E_USED + 1].store((now >> 32) as u32, Ordering::Relaxed);
@@ -203,20 +201,21 @@ impl Guard<'_> {
     }
 
     /// Writes `cell` into the other buffer and commits it by unlocking.
+    #[inline(always)]
     fn commit(self, cell: &Cell) {
-        let next = self.active ^ 1;
-        let base = E_BUF + next as usize * BUF_WORDS;
+        let next = (self.active ^ 1) & 1;
+        let base = E_BUF + next * BUF_WORDS;
         for (i, w) in encode(cell).into_iter().enumerate() {
             self.e[base + i].store(w, Ordering::Relaxed);
         }
-        lock::unlock(&self.e[E_LOCK], next);
+        lock::unlock(&self.e[E_LOCK], next as u32);
         core::mem::forget(self);
     }
 }
 
 impl Drop for Guard<'_> {
     fn drop(&mut self) {
-        lock::unlock(&self.e[E_LOCK], self.active);
+        lock::unlock(&self.e[E_LOCK], self.active as u32);
     }
 }
 
@@ -356,95 +355,19 @@ impl<'a> Table<'a> {
         self.epoch
     }
 
-    fn key(&self, key: &[u8]) -> Result<Key, Error> {
-        if key.is_empty() {
-            return Err(Error::EmptyKey);
-        }
-        if key.len() > MAX_KEY_LEN {
-            return Err(Error::KeyTooLong);
-        }
-        // The key as little-endian words, zero-padded: built a word at a
-        // time (no 64-byte buffer to clear and copy into).
-        let mut words = [0u32; KEY_WORDS];
-        let mut chunks = key.chunks_exact(4);
-        for (w, c) in words.iter_mut().zip(&mut chunks) {
-            *w = u32::from_le_bytes([c[0], c[1], c[2], c[3]]);
-        }
-        let rest = chunks.remainder();
-        if let Some(w) = words.get_mut(key.len() / 4) {
-            *w = rest
-                .iter()
-                .enumerate()
-                .fold(0, |v, (i, &b)| v | u32::from(b) << (8 * i));
-        }
-        Ok(Key {
-            words,
-            len: key.len(),
-            hash: hash::hash_words(self.seed, &words, key.len()),
-        })
-    }
-
-    fn home(&self, k: &Key) -> usize {
-        ((u128::from(k.hash) * self.entries.len() as u128) >> 64) as usize
-    }
-
-    fn probe(&self, k: &Key) -> impl Iterator<Item = usize> {
-        let cap = self.entries.len();
-        let home = self.home(k);
-        // home < cap and i < cap, so one subtraction wraps (no division).
-        (0..PROBE_LIMIT.min(cap)).map(move |i| {
-            let j = home + i;
-            if j >= cap {
-                j - cap
-            } else {
-                j
-            }
-        })
-    }
-
-    fn matches(&self, idx: usize, k: &Key, m: u32) -> bool {
-        let e = &self.entries[idx];
-        // Equal meta words mean equal key lengths, and both keys are
-        // zero-padded: only the words holding key bytes need comparing.
-        m == meta(STATE_USED, k.len, k.hash)
-            && (0..k.len.div_ceil(4)).all(|i| e[E_KEY + i].load(Ordering::Relaxed) == k.words[i])
-    }
-
+    #[inline(always)]
     fn lock_idx(&self, idx: usize) -> Guard<'a> {
         let e = &self.entries[idx];
         let held = lock::lock(&e[E_LOCK], &self.owner);
         let g = Guard {
             e,
             idx,
-            active: held.active,
+            active: held.active as usize,
         };
         if held.recovered {
             return self.recover(g);
         }
         g
-    }
-
-    /// Finds `k` and returns its entry locked, or `None`.
-    pub(crate) fn find(&self, k: &Key) -> Option<Guard<'a>> {
-        'retry: loop {
-            for idx in self.probe(k) {
-                let m = self.entries[idx][E_META].load(Ordering::Acquire);
-                match meta_state(m) {
-                    STATE_EMPTY => return None,
-                    STATE_USED if self.matches(idx, k, m) => {
-                        let g = self.lock_idx(idx);
-                        let m = self.entries[idx][E_META].load(Ordering::Relaxed);
-                        if self.matches(idx, k, m) {
-                            return Some(g);
-                        }
-                        // Removed or replaced between the probe and the lock.
-                        continue 'retry;
-                    }
-                    _ => {}
-                }
-            }
-            return None;
-        }
     }
 
     /// Finds `k`, or inserts the cell `make` builds, and returns the entry
@@ -479,12 +402,12 @@ impl<'a> Table<'a> {
         };
         // Only inserts (under the insert lock) turn a free slot into a used one.
         let e = g.e;
-        for i in 0..KEY_WORDS {
-            e[E_KEY + i].store(k.words[i], Ordering::Relaxed);
+        for (i, w) in k.words().into_iter().enumerate() {
+            e[E_KEY + i].store(w, Ordering::Relaxed);
         }
         e[E_GEN].store(g.gen().wrapping_add(1), Ordering::Relaxed);
         g.touch(now);
-        let base = E_BUF + g.active as usize * BUF_WORDS;
+        let base = E_BUF + g.active * BUF_WORDS;
         for (i, w) in encode(cell).into_iter().enumerate() {
             e[base + i].store(w, Ordering::Relaxed);
         }
@@ -548,6 +471,8 @@ impl<'a> Table<'a> {
     }
 
     /// Repairs an entry whose holder died: what lies outside the buffers.
+    #[cold]
+    #[inline(never)]
     fn recover(&self, g: Guard<'a>) -> Guard<'a> {
         if meta_state(g.e[E_META].load(Ordering::Relaxed)) != STATE_USED {
             // It may have died deleting the entry, between marking it free
@@ -590,7 +515,19 @@ impl<'a> Table<'a> {
         now: u64,
         f: impl FnOnce(&mut Cell) -> Result<T, Error>,
     ) -> Result<T, Error> {
-        let mut cell = self.cell(&g)?;
+        let cell = self.cell(&g)?;
+        self.run_and_commit(g, now, cell, f)
+    }
+
+    /// The part of [`Table::update`] after decoding.
+    #[inline(always)]
+    fn run_and_commit<T>(
+        &self,
+        g: Guard<'_>,
+        now: u64,
+        mut cell: Cell,
+        f: impl FnOnce(&mut Cell) -> Result<T, Error>,
+    ) -> Result<T, Error> {
         let due = leases::plan_reclaim(self, g.idx, g.gen(), &mut cell, now);
         let out = f(&mut cell)?;
         if due {
@@ -601,13 +538,78 @@ impl<'a> Table<'a> {
         Ok(out)
     }
 
+    /// [`Table::update`] for SLOTS operations, with the SLOTS state decoded
+    /// where the compiler sees its type (as [`Table::update_rate`] does for
+    /// rate pipes). Another algorithm takes [`Table::update`], and `f`
+    /// decides (usually [`Error::WrongAlgorithm`]).
+    #[inline(always)]
+    fn update_slots<T>(
+        &self,
+        g: Guard<'_>,
+        now: u64,
+        f: impl FnOnce(&mut Cell) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let w = g.read();
+        if w[0] & 0xf != Algorithm::Slots as u32 {
+            return self.update(g, now, f);
+        }
+        let cell = codec::decode_as(Algorithm::Slots, &w, self.epoch)?;
+        self.run_and_commit(g, now, cell, f)
+    }
+
+    /// [`Table::update`] for operations on rate pipes (every algorithm but
+    /// SLOTS), with one copy of the decode, `f` and encode per algorithm:
+    /// the stored algorithm picks the copy, in which the compiler sees one
+    /// limiter type instead of the `Limiter` enum, and keeps the state in
+    /// registers. A SLOTS entry (leases to reclaim) takes [`Table::update`].
+    /// Committing and failing are as in [`Table::update`].
+    #[inline(always)]
+    fn update_rate<T>(
+        &self,
+        g: Guard<'_>,
+        now: u64,
+        f: impl FnOnce(&mut Limiter) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        let w = g.read();
+        macro_rules! per_algorithm {
+            ($($a:ident),*) => {
+                match w[0] & 0xf {
+                    $(x if x == Algorithm::$a as u32 => {
+                        let cell = codec::decode_as(Algorithm::$a, &w, self.epoch)?;
+                        // No leases on rate pipes: nothing to reclaim.
+                        self.run_and_commit(g, now, cell, #[inline(always)] |c| f(&mut c.limiter))
+                    })*
+                    _ => self.update(g, now, |c| f(&mut c.limiter)),
+                }
+            };
+        }
+        per_algorithm!(
+            Taildrop,
+            Red,
+            Feedback,
+            Network,
+            Nop,
+            Interval,
+            Gcra,
+            RedProportional,
+            Sliding
+        )
+    }
+
     /// pipelimit `pl_check(name)`: counts and decides one request on an
     /// existing pipe; [`Error::NoPipe`] if there is none.
     pub fn check(&self, key: &[u8], now: u64) -> Result<Verdict, Error> {
-        let k = self.key(key)?;
+        let Some(k) = self.try_key(key) else {
+            return Err(key_error(key));
+        };
         let g = self.find(&k).ok_or(Error::NoPipe)?;
         let shared = self.shared();
-        self.update(g, now, |c| c.limiter.check(now, &shared))
+        self.update_rate(
+            g,
+            now,
+            #[inline(always)]
+            |l| l.check(now, &shared),
+        )
     }
 
     /// pipelimit `pl_check(name, algorithm, limit)`: creates the pipe with the
@@ -622,7 +624,9 @@ impl<'a> Table<'a> {
         limit: i64,
         now: u64,
     ) -> Result<Verdict, Error> {
-        let k = self.key(key)?;
+        let Some(k) = self.try_key(key) else {
+            return Err(key_error(key));
+        };
         let (g, created) = self.find_or_insert(&k, now, || {
             let l = Limiter::new(algorithm, limit, self.window)?;
             if matches!(l, Limiter::Slots(_)) {
@@ -632,14 +636,19 @@ impl<'a> Table<'a> {
             Ok(Cell::new(l))
         })?;
         let shared = self.shared();
-        let (verdict, feedback) = self.update(g, now, |c| {
-            if !created && limit > 0 {
-                c.limiter.set_limit(limit)?;
-            }
-            let v = c.limiter.check(now, &shared)?;
-            let fb = c.limiter.algorithm() == Algorithm::Feedback && (created || limit > 0);
-            Ok((v, fb))
-        })?;
+        let (verdict, feedback) = self.update_rate(
+            g,
+            now,
+            #[inline(always)]
+            |l| {
+                if !created && limit > 0 {
+                    l.set_limit(limit)?;
+                }
+                let v = l.check(now, &shared)?;
+                let fb = l.algorithm() == Algorithm::Feedback && (created || limit > 0);
+                Ok((v, fb))
+            },
+        )?;
         // The range was checked by Limiter::new / set_limit (0..=100).
         let percent = u32::try_from(limit).unwrap_or(0);
         if feedback && u32::from(self.setpoint_percent()) != percent {
@@ -752,34 +761,48 @@ impl<'a> Table<'a> {
     /// entry on first use; `max` replaces the stored one. Release it with
     /// [`Table::release`]. [`Error::WrongAlgorithm`] if the key holds another kind.
     pub fn acquire(&self, key: &[u8], max: i32, now: u64) -> Result<SlotVerdict, Error> {
-        let k = self.key(key)?;
+        let Some(k) = self.try_key(key) else {
+            return Err(key_error(key));
+        };
         let (g, _) =
             self.find_or_insert(&k, now, || Ok(Cell::new(Limiter::Slots(Slots::new(max)))))?;
-        self.update(g, now, |c| {
-            let Limiter::Slots(s) = &mut c.limiter else {
-                return Err(Error::WrongAlgorithm);
-            };
-            s.set_max(max);
-            Ok(s.acquire())
-        })
+        self.update_slots(
+            g,
+            now,
+            #[inline(always)]
+            |c| {
+                let Limiter::Slots(s) = &mut c.limiter else {
+                    return Err(Error::WrongAlgorithm);
+                };
+                s.set_max(max);
+                Ok(s.acquire())
+            },
+        )
     }
 
     /// Gives back a slot taken with [`Table::acquire`]. Slots held by leases
     /// are not touched: with none held otherwise the release is unmatched.
     pub fn release(&self, key: &[u8], now: u64) -> Result<Release, Error> {
-        let k = self.key(key)?;
+        let Some(k) = self.try_key(key) else {
+            return Err(key_error(key));
+        };
         let g = self.find(&k).ok_or(Error::NoPipe)?;
-        self.update(g, now, |c| {
-            let leased = c.leased;
-            let Limiter::Slots(s) = &mut c.limiter else {
-                return Err(Error::WrongAlgorithm);
-            };
-            if s.usage() <= leased {
-                s.unmatched = s.unmatched.saturating_add(1);
-                return Ok(Release::Unmatched);
-            }
-            Ok(s.release())
-        })
+        self.update_slots(
+            g,
+            now,
+            #[inline(always)]
+            |c| {
+                let leased = c.leased;
+                let Limiter::Slots(s) = &mut c.limiter else {
+                    return Err(Error::WrongAlgorithm);
+                };
+                if s.usage() <= leased {
+                    s.unmatched = s.unmatched.saturating_add(1);
+                    return Ok(Release::Unmatched);
+                }
+                Ok(s.release())
+            },
+        )
     }
 
     /// Slots held on `key` now (FreeSWITCH `limit_usage`), after reclaiming
