@@ -96,6 +96,7 @@ impl Report {
             ("ratelimit", "token_bucket"),
             ("mutex_map", "fixed_window"),
             ("pipelimit_table", "TAILDROP"),
+            ("lock_floor", "cas"),
         ];
         println!("### Single pipe (ns per check)\n");
         println!("Peers (one limiter, or one key):\n");
