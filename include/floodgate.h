@@ -307,6 +307,8 @@ typedef struct fg_config {
 /**
  * A handle on a table: plain memory owned by the caller, filled in by
  * [`fg_table_init`] or [`fg_table_attach`]. Do not touch its contents.
+ * Valid in the process that filled it in and in its `fork`ed children;
+ * any other process calls [`fg_table_attach`] for a handle of its own.
  */
 typedef struct fg_table {
   /**

@@ -17,7 +17,9 @@
 //!   memory the caller owns too (stack, static, global): no allocation, no
 //!   free. It stays valid while the region stays mapped. A handle may be
 //!   shared by any number of threads; after `fork` it keeps working in the
-//!   child, which then locks under its own pid.
+//!   child, which then locks under its own pid. It holds addresses in the
+//!   process that filled it in: do not hand the handle itself to another
+//!   process (through shared memory, say); that process attaches its own.
 //! * Nothing panics into C: every export runs behind one macro that adds
 //!   `#[no_mangle]`, the NULL checks and a panic boundary
 //!   ([`fg_result::FG_E_PANIC`]).
@@ -49,6 +51,8 @@ pub const FG_TABLE_HANDLE_WORDS: usize = 20;
 
 /// A handle on a table: plain memory owned by the caller, filled in by
 /// [`fg_table_init`] or [`fg_table_attach`]. Do not touch its contents.
+/// Valid in the process that filled it in and in its `fork`ed children;
+/// any other process calls [`fg_table_attach`] for a handle of its own.
 #[repr(C)]
 pub struct fg_table {
     /// Opaque.
