@@ -576,7 +576,8 @@ impl<'a> Table<'a> {
                 match w[0] & 0xf {
                     $(x if x == Algorithm::$a as u32 => {
                         let cell = codec::decode_as(Algorithm::$a, &w, self.epoch)?;
-                        // No leases on rate pipes: nothing to reclaim.
+                        // Leases exist only on SLOTS: with the type known,
+                        // run_and_commit's reclaim check folds away.
                         self.run_and_commit(g, now, cell, #[inline(always)] |c| f(&mut c.limiter))
                     })*
                     _ => self.update(g, now, |c| f(&mut c.limiter)),
