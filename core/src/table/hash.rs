@@ -27,10 +27,9 @@ fn round(h: u64, v: u64) -> u64 {
 /// Hash of `key` (at most 64 bytes): equal to `hash` (the definition, in
 /// tests) of the key zero-padded, read from the caller's bytes directly,
 /// eight at a time.
-/// The last partial chunk is read as the key's last eight bytes shifted
-/// (or byte by byte when the key is shorter than eight), never through a
-/// buffer: a wide load of narrow stores would stall the CPU's store
-/// forwarding on the hot path.
+/// The last partial chunk is [`tail_le`], never read through a buffer: a
+/// wide load of narrow stores would stall the CPU's store forwarding on the
+/// hot path.
 #[inline(always)]
 pub(crate) fn hash_key(seed: u64, key: &[u8]) -> u64 {
     let mut h = seed ^ (key.len() as u64).wrapping_mul(K1);
@@ -43,19 +42,26 @@ pub(crate) fn hash_key(seed: u64, key: &[u8]) -> u64 {
     }
     let rest = chunks.remainder().len();
     if rest > 0 {
-        let last8 = key
-            .len()
-            .checked_sub(8)
-            .and_then(|i| key.get(i..))
-            .and_then(|s| <[u8; 8]>::try_from(s).ok());
-        let v = match last8 {
-            // The last eight bytes hold the rest in their top `rest` bytes.
-            Some(b) => u64::from_le_bytes(b) >> (8 * (8 - rest)),
-            None => key.iter().rev().fold(0u64, |v, &b| (v << 8) | u64::from(b)),
-        };
-        h = round(h, v);
+        h = round(h, tail_le(key, rest));
     }
     fmix(h)
+}
+
+/// The last `rest` bytes of `key` (1 to 7) as a little-endian integer,
+/// zero-padded: what a partial last chunk or word of a key holds. Loaded
+/// as the key's last eight bytes and shifted, byte by byte only when the
+/// key is shorter than eight.
+#[inline(always)]
+pub(crate) fn tail_le(key: &[u8], rest: usize) -> u64 {
+    let last = |n: usize| key.len().checked_sub(n).and_then(|i| key.get(i..));
+    if let Some(Ok(b)) = last(8).map(<[u8; 8]>::try_from) {
+        return u64::from_le_bytes(b) >> (8 * (8 - rest));
+    }
+    last(rest)
+        .unwrap_or(&[])
+        .iter()
+        .rev()
+        .fold(0, |v, &b| (v << 8) | u64::from(b))
 }
 
 /// Hash of the first `len` bytes of `bytes` (zero-padded to 64): the

@@ -16,7 +16,6 @@ use crate::Error;
 #[derive(Clone, Copy)]
 pub(crate) struct Key<'k> {
     pub(crate) bytes: &'k [u8],
-    pub(crate) len: usize,
     pub(crate) hash: u64,
 }
 
@@ -29,12 +28,16 @@ impl Key<'_> {
         if let Some(Ok(w)) = self.bytes.get(start..start + 4).map(<[u8; 4]>::try_from) {
             return u32::from_le_bytes(w);
         }
-        self.bytes
-            .get(start..)
-            .unwrap_or(&[])
-            .iter()
-            .rev()
-            .fold(0, |v, &b| (v << 8) | u32::from(b))
+        match self.bytes.len().checked_sub(start) {
+            Some(rest @ 1..=3) => hash::tail_le(self.bytes, rest) as u32,
+            _ => 0,
+        }
+    }
+
+    /// The key's length in bytes.
+    #[inline(always)]
+    pub(crate) fn len(&self) -> usize {
+        self.bytes.len()
     }
 
     /// The [`KEY_WORDS`] words the table stores for this key.
@@ -47,7 +50,7 @@ impl Key<'_> {
 /// was found equal to `k`'s: equal meta words mean equal key lengths, and
 /// both keys are zero-padded, so only the words holding key bytes count.
 /// Whole words are loaded from the caller's bytes; a partial last word is
-/// the key's last four bytes shifted (keys of 4 bytes or more).
+/// [`hash::tail_le`].
 #[inline(always)]
 fn same_key(e: &[AtomicU32; ENTRY_WORDS], k: &Key<'_>) -> bool {
     let stored = &e[E_KEY..E_KEY + KEY_WORDS];
@@ -64,15 +67,9 @@ fn same_key(e: &[AtomicU32; ENTRY_WORDS], k: &Key<'_>) -> bool {
     if rest == 0 {
         return true;
     }
-    let last = match k.len.checked_sub(4).and_then(|i| k.bytes.get(i..)) {
-        Some(b) => match <[u8; 4]>::try_from(b) {
-            Ok(b) => u32::from_le_bytes(b) >> (8 * (4 - rest)),
-            Err(_) => return false,
-        },
-        None => k.word(0),
-    };
+    let last = hash::tail_le(k.bytes, rest) as u32;
     stored
-        .get(k.len / 4)
+        .get(k.len() / 4)
         .is_some_and(|s| s.load(Ordering::Relaxed) == last)
 }
 
@@ -106,7 +103,6 @@ impl<'a> Table<'a> {
         }
         Some(Key {
             bytes: key,
-            len: key.len(),
             hash: hash::hash_key(self.seed, key),
         })
     }
@@ -131,14 +127,14 @@ impl<'a> Table<'a> {
 
     #[inline(always)]
     pub(crate) fn matches(&self, idx: usize, k: &Key, m: u32) -> bool {
-        m == meta(STATE_USED, k.len, k.hash) && same_key(&self.entries[idx], k)
+        m == meta(STATE_USED, k.len(), k.hash) && same_key(&self.entries[idx], k)
     }
 
     /// Where `k`'s entry was when probed, without locking it: the caller
     /// locks it and checks [`Table::matches`] again.
     #[inline(always)]
     pub(crate) fn locate(&self, k: &Key) -> Option<usize> {
-        let want = meta(STATE_USED, k.len, k.hash);
+        let want = meta(STATE_USED, k.len(), k.hash);
         for idx in self.probe(k) {
             let e = &self.entries[idx];
             let m = e[E_META].load(Ordering::Acquire);

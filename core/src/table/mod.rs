@@ -411,7 +411,7 @@ impl<'a> Table<'a> {
         for (i, w) in encode(cell).into_iter().enumerate() {
             e[base + i].store(w, Ordering::Relaxed);
         }
-        e[E_META].store(meta(STATE_USED, k.len, k.hash), Ordering::Release);
+        e[E_META].store(meta(STATE_USED, k.len(), k.hash), Ordering::Release);
         Ok((g, true))
     }
 

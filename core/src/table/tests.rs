@@ -194,7 +194,7 @@ fn key_words_and_hash_are_the_stored_format() {
                     ])
                 });
                 assert_eq!(k.words(), words, "len {len}");
-                assert_eq!(k.len, len);
+                assert_eq!(k.len(), len);
                 assert_eq!(k.hash, hash::hash(t.seed, &bytes, len), "len {len}");
             }
         }
