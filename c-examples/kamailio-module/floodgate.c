@@ -25,8 +25,13 @@
  *   reply_code, reply_reason   pl_drop's reply (503, "Server Unavailable").
  *   clean_unused    delete pipes idle for that many whole windows (0: never).
  *   load_source     where FEEDBACK's load comes from: 0 = cpu (sampled from
- *                   /proc/stat every timer_interval, all CPUs together),
+ *                   load_stat_file, /proc/stat by default, every
+ *                   timer_interval, all CPUs together),
  *                   1 = external (only pl.push_load). Default 0.
+ *   load_stat_file  the file the CPU sampler reads, in /proc/stat's format
+ *                   (its aggregate "cpu" line). Default "/proc/stat". For
+ *                   tests (a file they write) and for containers that want
+ *                   the /proc/stat of another namespace; empty is refused.
  *   load_fetch      pipelimit's switch: 0 = sample neither CPU nor network
  *                   load (FEEDBACK then moves only with pl.push_load, NETWORK
  *                   pipes see 0 bytes waiting). Default 1.
@@ -89,6 +94,7 @@ static str fgm_reply_reason = str_init("Server Unavailable");
 static int fgm_clean_unused = 0;
 static int fgm_load_source = LOAD_SOURCE_CPU;
 static int fgm_load_fetch = 1;
+static str fgm_load_stat_file = str_init("/proc/stat");
 static str fgm_db_url = STR_NULL;
 static str fgm_db_unused = STR_NULL;
 
@@ -136,6 +142,7 @@ static param_export_t params[] = {
 	{"clean_unused",         INT_PARAM, &fgm_clean_unused},
 	{"load_source",          INT_PARAM, &fgm_load_source},
 	{"load_fetch",           INT_PARAM, &fgm_load_fetch},
+	{"load_stat_file",       PARAM_STR, &fgm_load_stat_file},
 	{"db_url",               PARAM_STR, &fgm_db_url},
 	{"plp_table_name",       PARAM_STR, &fgm_db_unused},
 	{"plp_pipeid_column",    PARAM_STR, &fgm_db_unused},
@@ -405,11 +412,11 @@ static int ki_pl_drop_range(sip_msg_t *msg, int rmin, int rmax)
 
 /* ---- load sampling and clean_unused (the only timer) ---------------------- */
 
-/* CPU load from the aggregate "cpu" line of /proc/stat, which already sums
- * every CPU: load = 1 - idle_delta / total_delta between two samples. (5.6's
- * pipelimit further divided idle by the number of CPUs, which reads 75% on
- * a two-core machine with one core busy.) Returns 0 and writes *load, or -1
- * on the first sample and on errors. */
+/* CPU load from the aggregate "cpu" line of /proc/stat (load_stat_file),
+ * which already sums every CPU: load = 1 - idle_delta / total_delta between
+ * two samples. (5.6's pipelimit further divided idle by the number of CPUs,
+ * which reads 75% on a two-core machine with one core busy.) Returns 0 and
+ * writes *load, or -1 on the first sample and on errors. */
 static int fgm_cpu_load(double *load)
 {
 	static unsigned long long o_total = 0, o_idle = 0;
@@ -418,16 +425,18 @@ static int fgm_cpu_load(double *load)
 	FILE *f;
 	int n, i;
 
-	f = fopen("/proc/stat", "r");
+	/* PARAM_STR values are zero-terminated (so is the default). */
+	f = fopen(fgm_load_stat_file.s, "r");
 	if(f == NULL) {
-		LM_ERR("cannot open /proc/stat: %s\n", strerror(errno));
+		LM_ERR("cannot open %s: %s\n", fgm_load_stat_file.s, strerror(errno));
 		return -1;
 	}
 	n = fscanf(f, "cpu %llu %llu %llu %llu %llu %llu %llu %llu", &v[0], &v[1],
 			&v[2], &v[3], &v[4], &v[5], &v[6], &v[7]);
 	fclose(f);
 	if(n < 4) {
-		LM_ERR("cannot parse /proc/stat\n");
+		LM_ERR("cannot parse %s (/proc/stat's format: the \"cpu\" line"
+			   " first)\n", fgm_load_stat_file.s);
 		return -1;
 	}
 	/* user nice system idle iowait irq softirq steal (guest time is
@@ -537,6 +546,11 @@ static int mod_init(void)
 		LM_ERR("invalid load_source %d (0 cpu, 1 external)\n", fgm_load_source);
 		return -1;
 	}
+	if(fgm_load_stat_file.s == NULL || fgm_load_stat_file.len <= 0) {
+		LM_ERR("invalid load_stat_file: empty (the file the CPU sampler"
+			   " reads, default /proc/stat)\n");
+		return -1;
+	}
 	if(fgm_clean_unused < 0)
 		fgm_clean_unused = 0;
 
@@ -594,11 +608,12 @@ static int mod_init(void)
 		}
 	}
 	LM_INFO("floodgate %s: %u pipes (%zu bytes of shm at %p), %d s windows,"
-			" load_source %s, load_fetch %d, clean_unused %d\n",
+			" load_source %s (load_stat_file %s), load_fetch %d,"
+			" clean_unused %d\n",
 			fg_version_string(), cfg.capacity, need, (void *)p,
 			fgm_timer_interval,
 			fgm_load_source == LOAD_SOURCE_CPU ? "cpu" : "external",
-			fgm_load_fetch, fgm_clean_unused);
+			fgm_load_stat_file.s, fgm_load_fetch, fgm_clean_unused);
 	return 0;
 }
 

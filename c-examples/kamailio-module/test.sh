@@ -14,8 +14,9 @@
 #   FEEDBACK                 pl.push_load 0.9 x3 -> drop rate 30%, then load
 #   pl.list / pl.get_pid     the pipe, its counter, the controller
 # the same from a KEMI (Lua) route (kemi.lua: KSR.pipelimit.*, KSR.floodgate.*),
-# and, for floodgate only, the CPU load it samples (load_source 0) with one of
-# the machine's cores kept busy.
+# and, for floodgate only, the CPU load it samples (load_source 0) from a
+# load_stat_file that the test writes in /proc/stat's format (counters that
+# give an exact load whichever two versions of the file the module reads).
 #
 # Each load starts right after a window edge: the test sends one INVITE (the
 # probe, which creates the pipe), then polls `kamcmd pl.list <pipe>` until the
@@ -51,7 +52,7 @@ FAILED=0
 fail() { printf 'FAIL  %s\n' "$*"; FAILED=1; exit 1; }
 
 # ---- processes: every one we start is recorded and stopped -----------------
-KAM_PID=""; KAM_KIDS=""; SIPP_PID=""; BURN_PID=""; KAM_LOG=""; POLICY_ADDED=0
+KAM_PID=""; KAM_KIDS=""; SIPP_PID=""; KAM_LOG=""; POLICY_ADDED=0
 kam_stop() {
     [ -n "$KAM_PID" ] || return 0
     if kill -0 "$KAM_PID" 2>/dev/null; then
@@ -67,7 +68,6 @@ kam_stop() {
 cleanup() {
     rc=$?
     trap - EXIT INT TERM
-    [ -n "$BURN_PID" ] && { kill -KILL "$BURN_PID" 2>/dev/null || true; wait "$BURN_PID" 2>/dev/null || true; }
     [ -n "$SIPP_PID" ] && { kill -KILL "$SIPP_PID" 2>/dev/null || true; wait "$SIPP_PID" 2>/dev/null || true; }
     if [ "$rc" -ne 0 ] && [ -n "$KAM_LOG" ] && [ -f "$KAM_LOG" ]; then
         echo "---- last lines of $KAM_LOG"; tail -n 20 "$KAM_LOG" || true
@@ -115,15 +115,23 @@ kc() { kamcmd -s "unix:$CTL" "$@"; }
 # kc_fault CMD...: true if the RPC answers with a fault (kamcmd exits 0 anyway)
 kc_fault() { kamcmd -s "unix:$CTL" "$@" 2>&1 | grep -q '^error:'; }
 
-# kam_start MODULE [extra -A defines...]
-kam_start() {
+# kam_args MODULE [extra -A defines...]: kamailio's arguments in KAM_ARGS, and
+# a new log file in KAM_LOG
+kam_args() {
     local mod=$1; shift
-    local args=(-f "$CFG" -DD -E -Y "$WORK/run" -A "PORT=$KAM_PORT" -A "CTL_SOCK=\"unix:$CTL\""
-                -A "TIMER_INTERVAL=$T")
-    [ "$mod" = floodgate ] && args+=(-A FLOODGATE -A "FLOODGATE_SO=\"$MODULE_SO\"")
-    for d in "$@"; do args+=(-A "$d"); done
+    KAM_ARGS=(-f "$CFG" -DD -E -Y "$WORK/run" -A "PORT=$KAM_PORT" -A "CTL_SOCK=\"unix:$CTL\""
+              -A "TIMER_INTERVAL=$T")
+    [ "$mod" = floodgate ] && KAM_ARGS+=(-A FLOODGATE -A "FLOODGATE_SO=\"$MODULE_SO\"")
+    for d in "$@"; do KAM_ARGS+=(-A "$d"); done
     mkdir -p "$WORK/run"; rm -f "$CTL"
     KAM_LOG="$WORK/kamailio-$mod-$(date +%s%N).log"
+}
+
+# kam_start MODULE [extra -A defines...]
+kam_start() {
+    local mod=$1
+    kam_args "$@"
+    local args=("${KAM_ARGS[@]}")
     kamailio -c "${args[@]}" >"$KAM_LOG" 2>&1 || { cat "$KAM_LOG"; fail "kamailio -c rejects the config with $mod"; }
     kamailio "${args[@]}" >>"$KAM_LOG" 2>&1 &
     KAM_PID=$!
@@ -324,29 +332,103 @@ run_module pipelimit
 kemi_stage pipelimit
 
 # ---- CPU load, floodgate only ------------------------------------------------------
-stage "floodgate: CPU load sampling (load_source 0, load_fetch 1, timer_interval 1) with one core busy"
-NCPU=$(nproc)
+# The module reads load_stat_file (default /proc/stat) at every tick. Here it
+# reads a file the test writes, in /proc/stat's format, so that the load it
+# must find does not depend on the machine's real load or on timing: the
+# counters grow by the same step every time the file is rewritten, so ANY two
+# versions of the file give the same 1 - idle_delta/total_delta, whichever
+# ticks read them. The base counters give a cumulative ratio far from the
+# steps' (a module using totals since boot would never show the step's load),
+# and the second phase's steps have another ratio (a module keeping its first
+# sample, instead of the previous one, would never show it exactly).
+STAT_DIR="$WORK/stat"; STAT="$STAT_DIR/stat"
+mkdir -p "$STAT_DIR"
+#       user   nice  system   idle  iowait irq softirq steal guest guest_nice
+STAT_C=(100000 2000  30000  900000  5000   1000 2000   0     4000  0)
+# Steps of 400 jiffies over the first 8 fields (guest is already in user).
+STEP_625=(200  10    30     150     5      2    3      0     20    0)  # idle 150 -> 0.625
+STEP_375=(110  5     25     250     5      2    3      0     10    0)  # idle 250 -> 0.375
+STAT_N=0
+# stat_write STEP: adds STEP to the counters and writes the file atomically
+# (a temporary file in the same directory, then mv): "cpu" (all CPUs), then
+# cpu0 and cpu1 (halves of it), as /proc/stat of a two-CPU machine.
+stat_write() {
+    local -n st=$1
+    local i c0="" c1=""
+    for i in "${!STAT_C[@]}"; do
+        STAT_C[i]=$(( STAT_C[i] + st[i] ))
+        c0+=" $(( STAT_C[i] / 2 ))"; c1+=" $(( STAT_C[i] - STAT_C[i] / 2 ))"
+    done
+    STAT_N=$(( STAT_N + 1 ))
+    printf 'cpu  %s\ncpu0%s\ncpu1%s\nctxt %s\nprocesses %s\nprocs_running 1\nprocs_blocked 0\n' \
+        "${STAT_C[*]}" "$c0" "$c1" $(( STAT_N * 1000 )) "$STAT_N" >"$STAT.tmp"
+    cp "$STAT.tmp" "$STAT_DIR/stat.$STAT_N"      # kept for the reference below
+    mv -f "$STAT.tmp" "$STAT"
+}
+# stat_ratio FILE_A FILE_B: "LOAD PL56 NCPU" between two files: floodgate's
+# 1 - idle_delta/total_delta over the "cpu" line's first 8 fields, pipelimit
+# 5.6's formula, which divides idle_delta/total_delta by the number of CPUs
+# before 1 - x (5.6 counts them with sysconf; here: the file's cpuN lines),
+# and that number.
+stat_ratio() {
+    awk 'FNR == 1 {f++}
+         $1 == "cpu" {t = 0; for (i = 2; i <= 9; i++) t += $i; idle[f] = $5; tot[f] = t}
+         f == 2 && $1 ~ /^cpu[0-9]+$/ {n++}
+         END {r = (idle[2] - idle[1]) / (tot[2] - tot[1]); printf "%.6f %.6f %d\n", 1 - r, 1 - r / n, n}' "$1" "$2"
+}
+# stat_until WANT STEP: writes the next file every 0.5 s (STEP more each time)
+# and polls pl.get_pid until it shows load[WANT]: at most 40 files and 20 s.
+# Sets PIDOUT and STAT_FIRST/STAT_LAST (the phase's first and last files).
+stat_until() {
+    local want=$1 step=$2 n=0 t0
+    t0=$(date +%s%N)
+    STAT_FIRST=$(( STAT_N + 1 ))
+    while :; do
+        stat_write "$step"; n=$(( n + 1 ))
+        PIDOUT=$(kc pl.get_pid | tr '\n' ' ') || fail "kamcmd pl.get_pid"
+        if grep -qF "load[$want]" <<<"$PIDOUT"; then
+            STAT_LAST=$STAT_N
+            info "load[$want] after $n files in $(( ($(date +%s%N) - t0) / 1000000 )) ms"
+            return 0
+        fi
+        if [ "$n" -ge 40 ] || [ $(( $(date +%s%N) - t0 )) -ge 20000000000 ]; then
+            fail "floodgate never showed load[$want] in pl.get_pid: $n files (steps $step) written in $(( ($(date +%s%N) - t0) / 1000000 )) ms, each step of ratio $want; last pl.get_pid: $PIDOUT"
+        fi
+        sleep 0.5
+    done
+}
+# stat_check WANT: the phase's files give WANT by floodgate's formula, and
+# floodgate's value differs from what pipelimit 5.6's formula would read.
+stat_check() {
+    local want=$1 ref old ncpu
+    read -r ref old ncpu < <(stat_ratio "$STAT_DIR/stat.$STAT_FIRST" "$STAT_DIR/stat.$STAT_LAST")
+    [ "$ref" = "$want" ] || fail "the test's own files give $ref, not $want (stat.$STAT_FIRST..stat.$STAT_LAST)"
+    info "files stat.$STAT_FIRST..stat.$STAT_LAST: 1 - idle_delta/total_delta = $ref on the cpu line"
+    info "pipelimit 5.6's formula (idle divided by the number of CPUs: $ncpu, the file's cpuN lines) would read $old"
+    [ "$old" != "$want" ] || fail "pipelimit 5.6's formula reads $old too: the check cannot tell them apart"
+    ok "floodgate's sampled load: $want (not pipelimit 5.6's $old): $PIDOUT"
+}
+
+stage "floodgate: modparam load_stat_file \"\" is refused at start-up"
+kam_args floodgate LOAD_FETCH=1 LOAD_SOURCE=0 'LOAD_STAT_FILE=""'
+kamailio "${KAM_ARGS[@]}" >"$KAM_LOG" 2>&1 &
+KAM_PID=$!
+for _ in $(seq 100); do kill -0 "$KAM_PID" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$KAM_PID" 2>/dev/null && { kam_stop; fail "kamailio started with load_stat_file \"\" (still running after 10 s)"; }
+erc=0; wait "$KAM_PID" || erc=$?; KAM_PID=""
+grep -q 'invalid load_stat_file' "$KAM_LOG" || fail "kamailio exited ($erc) with load_stat_file \"\" but logged no 'invalid load_stat_file'"
+ok "kamailio with load_stat_file \"\": exit $erc, $(grep -m1 -o 'invalid load_stat_file.*' "$KAM_LOG")"
+
+stage "floodgate: CPU load sampling (load_source 0, load_fetch 1, timer_interval 1) from a load_stat_file the test writes"
 T=1
-kam_start floodgate LOAD_FETCH=1 LOAD_SOURCE=0 CLEAN_UNUSED=2 TIMER_MODE=1
-stat_idle_total() { awk '$1=="cpu" {t=0; for (i=2;i<=9;i++) t+=$i; print $5, t; exit}' /proc/stat; }
-( while :; do :; done ) &
-BURN_PID=$!
-sleep 2.5
-read -r i0 t0 < <(stat_idle_total)
-sleep 1.0
-read -r i1 t1 < <(stat_idle_total)
-PIDOUT=$(kc pl.get_pid | tr '\n' ' ')
-kill -KILL "$BURN_PID"; wait "$BURN_PID" 2>/dev/null || true; BURN_PID=""
-LOAD=$(sed -n 's/.*load\[\([0-9.]*\)\].*/\1/p' <<<"$PIDOUT")
-REF=$(awk -v a="$i0" -v b="$t0" -v c="$i1" -v d="$t1" 'BEGIN {printf "%.3f", 1 - (c - a) / (d - b)}')
-OLD=$(awk -v r="$REF" -v n="$NCPU" 'BEGIN {printf "%.3f", 1 - (1 - r) / n}')
-info "$NCPU CPUs, one kept busy by a shell loop; /proc/stat over the same second: load $REF"
-info "pipelimit 5.6's formula (idle divided by the number of CPUs) would read $OLD"
-if awk -v l="$LOAD" -v r="$REF" 'BEGIN {d = l - r; if (d < 0) d = -d; exit !(l != "" && d <= 0.15)}'; then
-    ok "floodgate's sampled load: $LOAD (reference $REF +- 0.15): $PIDOUT"
-else
-    fail "floodgate's sampled load $LOAD is not within 0.15 of $REF: $PIDOUT"
-fi
+stat_write STEP_625                                  # F_1, before kamailio starts
+kam_start floodgate LOAD_FETCH=1 LOAD_SOURCE=0 CLEAN_UNUSED=2 TIMER_MODE=1 "LOAD_STAT_FILE=\"$STAT\""
+info "steps of 400 jiffies, idle 150: every pair of files gives load 0.625"
+stat_until 0.625000 STEP_625
+stat_check 0.625000
+info "then steps of 400 jiffies, idle 250, from the last counters: every pair of the new files gives 0.375"
+stat_until 0.375000 STEP_375
+stat_check 0.375000
 
 stage "floodgate: clean_unused 2 (timer_mode 1, the wheel timer): an idle pipe is deleted after 2 idle windows of 1 s"
 probe cu TAILDROP 10
