@@ -59,6 +59,27 @@ impl Gcra {
         Verdict::Pass
     }
 
+    /// Decides `n` cells at once at `now` (redis-cell's quantity): they pass
+    /// together iff `now >= max(TAT, now) + n*T - (tau + T)`, and then
+    /// `TAT = max(TAT, now) + n*T`; refused, nothing changes. `n == 1` is
+    /// [`Gcra::check`]; `n == 0` passes and changes nothing (a peek). More
+    /// cells than the burst never pass.
+    pub fn check_n(&mut self, now: u64, n: u32) -> Verdict {
+        if n == 0 {
+            return Verdict::Pass;
+        }
+        let new_tat = self
+            .tat
+            .max(now)
+            .saturating_add(self.t.saturating_mul(u64::from(n)));
+        let allow_at = new_tat.saturating_sub(self.tau.saturating_add(self.t));
+        if now < allow_at || n > self.burst {
+            return Verdict::Drop;
+        }
+        self.tat = new_tat;
+        Verdict::Pass
+    }
+
     /// The earliest time a cell would pass (the caller's `Retry-After`).
     pub const fn earliest(&self) -> u64 {
         self.tat.saturating_sub(self.tau)
@@ -127,6 +148,29 @@ mod tests {
         assert_eq!(g.check(t0 + 200 * MS), Verdict::Pass);
         assert_eq!(g.check(t0 + 300 * MS), Verdict::Drop);
         assert_eq!(g.check(t0 + 400 * MS), Verdict::Pass);
+    }
+
+    #[test]
+    fn check_n_is_check_for_one_and_never_exceeds_the_burst() {
+        let mut a = Gcra::new(5, 1000 * MS, 3).unwrap();
+        let mut b = a;
+        for i in 0..400u64 {
+            let t = 10_000 * MS + (i * i * 7919 % 3000) * MS / 3 + i * 37 * MS;
+            assert_eq!(a.check(t), b.check_n(t, 1), "at {t}");
+            assert_eq!(a, b);
+        }
+        let mut g = Gcra::new(1, 1000 * MS, 5).unwrap();
+        let t0 = 50_000 * MS;
+        assert_eq!(g.check_n(t0, 6), Verdict::Drop);
+        assert_eq!(g.check_n(t0, 0), Verdict::Pass);
+        assert_eq!(g.tat(), 0);
+        assert_eq!(g.check_n(t0, 3), Verdict::Pass);
+        assert_eq!(g.tat(), t0 + 3000 * MS);
+        assert_eq!(g.check_n(t0, 3), Verdict::Drop);
+        assert_eq!(g.check_n(t0, 2), Verdict::Pass);
+        assert_eq!(g.check_n(t0, 1), Verdict::Drop);
+        assert_eq!(g.check_n(t0 + 1000 * MS, 1), Verdict::Pass);
+        assert_eq!(g.check_n(u64::MAX, u32::MAX), Verdict::Drop);
     }
 
     #[test]

@@ -107,7 +107,7 @@ pub use error::Error;
 pub use feedback::{feedback_drops, Feedback, Gains, PidController, PERMUTATION};
 pub use gcra::Gcra;
 pub use interval::{IntervalLimit, MaxZero};
-pub use limiter::{Algorithm, Limiter, Shared, Stats};
+pub use limiter::{Algorithm, Limiter, Shared, Stats, STATE_WORDS};
 pub use network::{network_load, Network};
 pub use nop::Nop;
 pub use red::Red;

@@ -6,6 +6,9 @@ use crate::{
     SlidingWindow, SlotVerdict, Slots, Taildrop, Verdict, Window,
 };
 
+/// How many `u32` words [`Limiter::to_words`] takes.
+pub const STATE_WORDS: usize = crate::table::codec::BUF_WORDS;
+
 /// The algorithms, with stable numeric values (used at the C boundary and in
 /// shared memory: they never change).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -325,6 +328,21 @@ impl Limiter {
         }
     }
 
+    /// The limiter's whole state as [`STATE_WORDS`] `u32` words, the
+    /// encoding a table stores (see [`crate::table`]). Aligned windows do not
+    /// store their epoch: [`Limiter::from_words`] takes it back. Stores that
+    /// keep limiters elsewhere (floodgate's Redis module) use this too, so
+    /// there is one encoding; it changes only with the table's layout version.
+    pub fn to_words(&self) -> [u32; STATE_WORDS] {
+        crate::table::codec::encode(&crate::table::codec::Cell::new(*self))
+    }
+
+    /// The limiter that [`Limiter::to_words`] encoded, with aligned windows
+    /// anchored at `epoch`; [`Error::Corrupt`] for words that make no sense.
+    pub fn from_words(words: &[u32; STATE_WORDS], epoch: u64) -> Result<Limiter, Error> {
+        crate::table::codec::decode(words, epoch).map(|c| c.limiter)
+    }
+
     /// The window counter of the window-based kinds (`None` for SLOTS and GCRA).
     pub const fn window_counter(&self) -> Option<&crate::WindowCounter> {
         match self {
@@ -349,6 +367,23 @@ fn view(c: &crate::WindowCounter, now: u64, load: i32) -> (u32, u32, i32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn words_round_trip_every_algorithm_and_refuse_garbage() {
+        let w = Window::aligned(1_000, 0).unwrap();
+        for a in Algorithm::ALL {
+            let mut l = Limiter::new(a, if a == Algorithm::Feedback { 50 } else { 3 }, w).unwrap();
+            for t in [5, 900, 1_500, 4_000] {
+                let _ = l.check(t, &Shared::default());
+                let _ = l.acquire();
+            }
+            assert_eq!(Limiter::from_words(&l.to_words(), 0), Ok(l), "{a:?}");
+        }
+        assert_eq!(
+            Limiter::from_words(&[15; STATE_WORDS], 0),
+            Err(Error::Corrupt)
+        );
+    }
 
     fn w() -> Window {
         Window::aligned(100, 0).unwrap()

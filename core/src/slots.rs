@@ -34,6 +34,16 @@ impl Slots {
         }
     }
 
+    /// A counter with `usage` slots already held (for stores that count the
+    /// holders themselves, such as leases).
+    pub const fn held(max: i32, usage: u32) -> Slots {
+        Slots {
+            max,
+            usage,
+            unmatched: 0,
+        }
+    }
+
     /// Whether one more slot may be taken now.
     pub const fn has_room(&self) -> bool {
         if self.usage == u32::MAX {
@@ -85,6 +95,26 @@ impl Slots {
     }
 }
 
+/// Hub balancing (app_rpt): which of `members` takes the next slot. The
+/// member with the fewest slots held among those with room wins, ties to the
+/// one listed first; `None` when none has room or the members together hold
+/// `total_max` or more (`total_max < 0`: no total). Send the link to the
+/// dump node then.
+pub fn least_loaded<I: IntoIterator<Item = Slots>>(members: I, total_max: i32) -> Option<usize> {
+    let mut total: u64 = 0;
+    let mut best: Option<(u32, usize)> = None;
+    for (i, s) in members.into_iter().enumerate() {
+        total += u64::from(s.usage());
+        if s.has_room() && best.is_none_or(|(u, _)| s.usage() < u) {
+            best = Some((s.usage(), i));
+        }
+    }
+    match best {
+        Some((_, i)) if total_max < 0 || total < total_max as u64 => Some(i),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,6 +152,20 @@ mod tests {
         assert_eq!(c.usage(), 1000);
         c.usage = u32::MAX;
         assert_eq!(c.acquire(), SlotVerdict::Refused);
+    }
+
+    #[test]
+    fn least_loaded_picks_fewest_ties_first_and_respects_the_total() {
+        let m = |u: &[u32]| u.iter().map(|&u| Slots::held(2, u)).collect::<Vec<_>>();
+        assert_eq!(least_loaded(m(&[1, 0, 0]), -1), Some(1));
+        assert_eq!(least_loaded(m(&[0, 0]), -1), Some(0));
+        assert_eq!(least_loaded(m(&[2, 2, 1]), -1), Some(2));
+        assert_eq!(least_loaded(m(&[2, 2]), -1), None);
+        assert_eq!(least_loaded(m(&[1, 1, 0]), 2), None);
+        assert_eq!(least_loaded(m(&[1, 0, 0]), 2), Some(1));
+        assert_eq!(least_loaded(m(&[]), 5), None);
+        assert_eq!(least_loaded(m(&[0]), 0), None);
+        assert!(!Slots::held(3, 3).has_room());
     }
 
     #[test]

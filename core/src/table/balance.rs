@@ -13,7 +13,7 @@ use super::codec::{self, Cell};
 use super::layout::*;
 use super::lock::Ordering;
 use super::{leases, Guard, Key, Lease, LeaseVerdict, Table, MAX_MEMBERS};
-use crate::{Algorithm, Error, Limiter, Slots};
+use crate::{slots, Algorithm, Error, Limiter, Slots};
 
 /// The verdict of a balanced acquisition.
 #[must_use = "an acquired slot must be released; Full means: send to the dump node"]
@@ -148,8 +148,7 @@ impl Table<'_> {
             }
             cells[i] = Some(codec::decode_as(Algorithm::Slots, &w, self.epoch)?);
         }
-        let mut total: u64 = 0;
-        let mut best: Option<(u32, usize)> = None;
+        let mut held = [Slots::new(0); MAX_MEMBERS];
         for i in 0..n {
             let g = guards[i].as_ref().ok_or(Error::InvalidGroup)?;
             let cell = cells[i].as_mut().ok_or(Error::InvalidGroup)?;
@@ -160,14 +159,10 @@ impl Table<'_> {
                 return Err(Error::WrongAlgorithm);
             };
             s.set_max(per_max);
-            total += u64::from(s.usage());
-            if s.has_room() && best.is_none_or(|(u, _)| s.usage() < u) {
-                best = Some((s.usage(), i));
-            }
+            held[i] = *s;
         }
-        let over_total = total_max >= 0 && total >= total_max as u64;
         let mut verdict = Balanced::Full;
-        if let (Some((_, i)), false) = (best, over_total) {
+        if let Some(i) = slots::least_loaded(held.into_iter().take(n), total_max) {
             let g = guards[i].as_ref().ok_or(Error::InvalidGroup)?;
             let (idx, gen) = (g.idx, g.gen());
             let cell = cells[i].as_mut().ok_or(Error::InvalidGroup)?;

@@ -60,7 +60,7 @@
 //! operation names another (FreeSWITCH `max/interval`).
 
 mod balance;
-mod codec;
+pub(crate) mod codec;
 mod hash;
 mod layout;
 mod leases;
