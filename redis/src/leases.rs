@@ -77,14 +77,33 @@ fn max_arg(arg: &[u8], what: &str) -> Result<i32, CmdError> {
     Ok(args::int_in(arg, what, i32::MIN.into(), i32::MAX.into())? as i32)
 }
 
-/// `FG.ACQUIRE key max [HOLD ms]` -> `[1, lease]` or `[0, ""]`.
+/// `FG.ACQUIRE key max [HOLD ms] [PLAIN]` -> `[1, lease]` or `[0, ""]`;
+/// with `PLAIN`, the lease or `"0"` as one string (for clients that read no
+/// arrays, such as FreeSWITCH's `hiredis_raw`).
 pub fn acquire(a: &[&[u8]], old: Option<Value>, env: &mut Env) -> Result<Outcome, CmdError> {
-    let mut a = a.to_vec();
-    let hold = args::take_hold(&mut a, 1)?.unwrap_or(DEFAULT_HOLD);
-    let [max] = a[..] else {
+    let [max, opts @ ..] = a else {
         return Err(CmdError::WrongArity);
     };
     let max = max_arg(max, "max")?;
+    let (mut hold, mut plain) = (DEFAULT_HOLD, false);
+    let mut rest = opts;
+    while let [opt, tail @ ..] = rest {
+        rest = tail;
+        if args::is(opt, "PLAIN") {
+            plain = true;
+        } else if args::is(opt, "HOLD") {
+            let [ms, tail @ ..] = rest else {
+                return Err(CmdError::msg("HOLD needs a number of milliseconds"));
+            };
+            rest = tail;
+            hold = args::millis(ms, "HOLD")?;
+        } else {
+            return Err(CmdError::msg(format!(
+                "unknown option '{}' (HOLD ms, PLAIN)",
+                args::show(opt)
+            )));
+        }
+    }
     let mut ls = match old {
         None => Leases {
             max,
@@ -107,8 +126,14 @@ pub fn acquire(a: &[&[u8]], old: Option<Value>, env: &mut Env) -> Result<Outcome
                 member: Vec::new(),
             });
             changed = true;
-            Reply::Array(vec![Reply::Int(1), Reply::text(&args::lease_text(id))])
+            let lease = Reply::text(&args::lease_text(id));
+            if plain {
+                lease
+            } else {
+                Reply::Array(vec![Reply::Int(1), lease])
+            }
         }
+        SlotVerdict::Refused if plain => Reply::text("0"),
         SlotVerdict::Refused => Reply::Array(vec![Reply::Int(0), Reply::text("")]),
     };
     Ok(Outcome {
@@ -301,6 +326,19 @@ mod tests {
             let _ = run(acquire, &[b"-1"], &mut count, S).unwrap();
         }
         assert_eq!(run(usage, &[], &mut count, S), Ok(Reply::Int(50)));
+    }
+
+    #[test]
+    fn plain_replies_one_string_for_clients_that_read_no_arrays() {
+        let mut st = None;
+        let r = run(acquire, &[b"1", b"PLAIN", b"HOLD", b"5000"], &mut st, S).unwrap();
+        let Reply::Text(lease) = r else { panic!("{r:?}") };
+        assert_eq!(lease.len(), 16);
+        assert_eq!(run(acquire, &[b"1", b"plain"], &mut st, S), Ok(Reply::text("0")));
+        assert_eq!(run(release, &[&lease], &mut st, S), Ok(Reply::Int(1)));
+        for bad in [&[&b"1"[..], b"HOLD"][..], &[b"1", b"LOUD"], &[b"1", b"HOLD", b"0"]] {
+            assert!(run(acquire, bad, &mut None, S).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

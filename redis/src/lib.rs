@@ -46,6 +46,17 @@ use redis_module::{redis_module, Context, RedisResult, RedisString, Status};
 
 /// Module arguments as `loadmodule` gives them, checked: the default
 /// interval (ns) and whether the test clock is on.
+/// ```
+/// use floodgate_redis::parse_module_args;
+/// assert_eq!(parse_module_args(&[b"INTERVAL", b"1000"]), Ok((1_000_000_000, false)));
+/// assert_eq!(
+///     parse_module_args(&[b"INTERVAL", b"0"]),
+///     Err("INTERVAL must be between 1 and 4294967295, got 0".to_string())
+/// );
+/// assert!(parse_module_args(&[b"TESTCLOCK", b"maybe"]).is_err());
+/// assert!(parse_module_args(&[b"FOO", b"1"]).is_err());
+/// assert!(parse_module_args(&[b"INTERVAL"]).is_err());
+/// ```
 pub fn parse_module_args(args: &[&[u8]]) -> Result<(u64, bool), String> {
     let mut interval = 10_000 * args::MS;
     let mut test_clock = false;
@@ -59,7 +70,10 @@ pub fn parse_module_args(args: &[&[u8]]) -> Result<(u64, bool), String> {
         };
         rest = tail;
         if args::is(name, "INTERVAL") {
-            interval = args::millis(v, "INTERVAL").map_err(|e| e.to_string())?;
+            interval = args::millis(v, "INTERVAL").map_err(|e| match e {
+                args::CmdError::Msg(m) => m,
+                e => e.to_string(),
+            })?;
         } else if args::is(name, "TESTCLOCK") {
             test_clock = if args::is(v, "yes") {
                 true
