@@ -31,30 +31,11 @@ pub fn now_ns() -> u64 {
         .saturating_add(ts.tv_nsec as u64)
 }
 
-/// Whether process `pid` may still hold a table lock: `kill(pid, 0)`
-/// succeeds, or fails for another reason than "no such process" (EPERM: it
-/// exists but belongs to another user).
-pub fn pid_is_alive(pid: u32) -> bool {
-    // SAFETY: signal 0 only checks that the process exists.
-    let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
-    rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
-}
-
-/// Between spins on a busy lock: yields the CPU every 64 spins, since a
-/// Pi runs more processes than it has cores.
-fn relax(spins: u32) {
-    if spins.is_multiple_of(64) {
-        // SAFETY: no arguments, no memory.
-        unsafe { libc::sched_yield() };
-    } else {
-        std::hint::spin_loop();
-    }
-}
-
 /// This process's table owner: its pid, with `kill(pid, 0)` liveness, so
-/// the locks of a process killed mid-call are taken over by the others.
+/// the locks of a process killed mid-call are taken over by the others
+/// (floodgate's one implementation, [`floodgate::table::process`]).
 pub fn pid_owner() -> Result<Owner, floodgate::Error> {
-    Ok(Owner::new(std::process::id(), pid_is_alive)?.with_relax(relax))
+    Ok(floodgate::table::process::process_owner())
 }
 
 static HANGUP: AtomicBool = AtomicBool::new(false);
@@ -121,15 +102,8 @@ mod tests {
     }
 
     #[test]
-    fn this_process_is_alive_and_a_free_pid_is_not() {
-        assert!(pid_is_alive(std::process::id()));
-        // Above Linux's pid_max (4194304 at most): never a process.
-        assert!(!pid_is_alive(0x7fff_fff0));
-    }
-
-    #[test]
     fn owner_is_this_pid() {
-        assert!(pid_owner().is_ok());
+        assert_eq!(pid_owner().map(|o| o.id()), Ok(std::process::id()));
     }
 
     #[test]

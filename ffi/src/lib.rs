@@ -31,7 +31,6 @@
 use core::ffi::c_char;
 use fg::table::{Balanced, Config, LeaseRelease, LeaseVerdict, Owner, Table};
 use fg::{Algorithm, Error, Gains, MaxZero, Release, SlotVerdict, Verdict};
-use std::sync::atomic::{AtomicU32, Ordering};
 
 mod codes;
 pub use codes::*;
@@ -136,44 +135,11 @@ struct Handle {
 const _: () = assert!(core::mem::size_of::<Handle>() <= 8 * FG_TABLE_HANDLE_WORDS);
 const _: () = assert!(core::mem::align_of::<Handle>() <= 8);
 
-/// This process's id, refreshed in a child after `fork` (pthread_atfork).
-static PID: AtomicU32 = AtomicU32::new(0);
-
-extern "C" fn after_fork_in_child() {
-    // SAFETY: getpid is async-signal-safe and has no preconditions.
-    PID.store(unsafe { libc::getpid() } as u32, Ordering::Relaxed);
-}
-
-fn pid_is_alive(pid: u32) -> bool {
-    // SAFETY: kill with signal 0 only checks for existence and permission.
-    let r = unsafe { libc::kill(pid as libc::pid_t, 0) };
-    r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
-}
-
-fn relax(spins: u32) {
-    if spins.is_multiple_of(64) {
-        std::thread::yield_now();
-    } else {
-        core::hint::spin_loop();
-    }
-}
-
-/// The owner a handle's table locks as: the id is read from [`PID`] at every
-/// lock, so one handle serves parent and child alike after `fork`.
+/// The owner a handle's table locks as: this process, its id followed
+/// across `fork` (see [`fg::table::process`]), so one handle serves
+/// parent and child alike.
 fn owner() -> Owner {
-    let mut pid = PID.load(Ordering::Relaxed);
-    if pid == 0 {
-        static ONCE: std::sync::Once = std::sync::Once::new();
-        ONCE.call_once(|| {
-            // SAFETY: registers a plain extern "C" function with no captured state.
-            unsafe { libc::pthread_atfork(None, None, Some(after_fork_in_child)) };
-            after_fork_in_child();
-        });
-        pid = PID.load(Ordering::Relaxed);
-    }
-    Owner::from_static(&PID, pid, pid_is_alive)
-        .unwrap_or(Owner::SINGLE_PROCESS)
-        .with_relax(relax)
+    fg::table::process::process_owner()
 }
 
 /// The table behind a handle, borrowed in place (no copy per call).

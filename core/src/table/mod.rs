@@ -66,6 +66,8 @@ mod layout;
 mod leases;
 pub mod lock;
 mod lookup;
+#[cfg(all(feature = "process", target_os = "linux", not(loom)))]
+pub mod process;
 mod region;
 
 pub use balance::Balanced;

@@ -31,38 +31,9 @@ pub fn now_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
-/// Whether the process `pid` may still hold a lock: `kill(pid, 0)` succeeds,
-/// or fails for another reason than "no such process". (A zombie counts as
-/// alive until its parent reaps it.)
-pub fn is_alive(pid: u32) -> bool {
-    // SAFETY: signal 0 only checks that the process exists.
-    let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
-    rc == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
-}
-
-/// Spins, giving the CPU away every 64 spins (more processes than cores).
-pub fn relax(spins: u32) {
-    if spins.is_multiple_of(64) {
-        // SAFETY: no arguments, no memory.
-        unsafe { libc::sched_yield() };
-    } else {
-        std::hint::spin_loop();
-    }
-}
-
-/// This process's owner: its pid, `kill(pid, 0)` liveness, yielding spins.
+/// This process's owner: floodgate's own pid owner (`table::process`).
 pub fn pid_owner() -> Owner {
-    // SAFETY: getpid has no preconditions.
-    let pid = unsafe { libc::getpid() };
-    match Owner::new(pid as u32, is_alive) {
-        Ok(o) => o.with_relax(relax),
-        Err(_) => unreachable_exit(),
-    }
-}
-
-fn unreachable_exit() -> ! {
-    // SAFETY: ends the process without running anything else.
-    unsafe { libc::_exit(PANICKED) }
+    floodgate::table::process::process_owner()
 }
 
 /// A file in /dev/shm, sized and mapped `MAP_SHARED` in this process; the
