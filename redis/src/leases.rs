@@ -332,11 +332,20 @@ mod tests {
     fn plain_replies_one_string_for_clients_that_read_no_arrays() {
         let mut st = None;
         let r = run(acquire, &[b"1", b"PLAIN", b"HOLD", b"5000"], &mut st, S).unwrap();
-        let Reply::Text(lease) = r else { panic!("{r:?}") };
+        let Reply::Text(lease) = r else {
+            panic!("{r:?}")
+        };
         assert_eq!(lease.len(), 16);
-        assert_eq!(run(acquire, &[b"1", b"plain"], &mut st, S), Ok(Reply::text("0")));
+        assert_eq!(
+            run(acquire, &[b"1", b"plain"], &mut st, S),
+            Ok(Reply::text("0"))
+        );
         assert_eq!(run(release, &[&lease], &mut st, S), Ok(Reply::Int(1)));
-        for bad in [&[&b"1"[..], b"HOLD"][..], &[b"1", b"LOUD"], &[b"1", b"HOLD", b"0"]] {
+        for bad in [
+            &[&b"1"[..], b"HOLD"][..],
+            &[b"1", b"LOUD"],
+            &[b"1", b"HOLD", b"0"],
+        ] {
             assert!(run(acquire, bad, &mut None, S).is_err(), "{bad:?}");
         }
     }

@@ -145,10 +145,10 @@ commands! {
 
 fn fg_info(ctx: &Context, args: Vec<RedisString>) -> RedisResult {
     let mut reply = store::run(ctx, &args, pipe::info, false)?;
-    if let redis_module::RedisValue::Array(fields) = &mut reply {
+    if let (redis_module::RedisValue::Array(fields), Some(key)) = (&mut reply, args.get(1)) {
         if !fields.is_empty() {
-            fields.push(redis_module::RedisValue::SimpleStringStatic("pttl"));
-            fields.push(store::pttl(ctx, &args[1]));
+            fields.push(redis_module::RedisValue::StringBuffer(b"pttl".to_vec()));
+            fields.push(store::pttl(ctx, key));
         }
     }
     Ok(reply)

@@ -221,12 +221,14 @@ pub fn info(a: &[&[u8]], old: Option<Value>, env: &mut Env) -> Result<Outcome, C
             field(&mut out, "limit", Reply::Int(s.limit));
             field(&mut out, "counter", Reply::Int(s.counter.into()));
             field(&mut out, "last_counter", Reply::Int(s.last_counter.into()));
-            let (start, interval) = match l.window_counter() {
-                Some(c) => (
+            let (start, interval) = match (&l, l.window_counter()) {
+                (_, Some(c)) => (
                     c.state().start().map_or(-1, |s| (s / args::MS) as i64),
                     (c.window().interval() / args::MS) as i64,
                 ),
-                None => (-1, -1),
+                // GCRA: no window; its period is the interval it was given.
+                (Limiter::Gcra(g), None) => (-1, (g.period() / args::MS) as i64),
+                _ => (-1, -1),
             };
             field(&mut out, "window_start_ms", Reply::Int(start));
             field(&mut out, "interval_ms", Reply::Int(interval));

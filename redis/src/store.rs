@@ -169,9 +169,17 @@ fn to_error(e: CmdError) -> RedisError {
     }
 }
 
-/// Runs `handler` on the key `args[1]` (`write`: may change it).
+/// Runs `handler` on the key `args[1]` (`write`: may change it). A panic
+/// (a bug) becomes an error reply instead of taking Redis down: nothing is
+/// written before a command has decided, so the key is unchanged.
 pub fn run(ctx: &Context, args: &[RedisString], handler: Handler, write: bool) -> RedisResult {
-    run_inner(ctx, args, handler, write).map_err(to_error)
+    let run = std::panic::AssertUnwindSafe(|| run_inner(ctx, args, handler, write));
+    match std::panic::catch_unwind(run) {
+        Ok(result) => result.map_err(to_error),
+        Err(_) => Err(RedisError::Str(
+            "ERR floodgate: internal error (a bug: please report the command)",
+        )),
+    }
 }
 
 fn run_inner(
@@ -180,25 +188,26 @@ fn run_inner(
     handler: Handler,
     write: bool,
 ) -> Result<RedisValue, CmdError> {
-    if args.len() < 2 {
-        return Err(CmdError::WrongArity);
-    }
     let mut argv: Vec<&[u8]> = args.iter().map(|a| a.as_slice()).collect();
     let test_now = args::take_now(&mut argv, TEST_CLOCK.load(Ordering::Relaxed))?;
+    // After NOW came off: `FG.CHECK NOW 5` names no key.
+    let (Some(name), Some(rest)) = (args.get(1), argv.get(2..)) else {
+        return Err(CmdError::WrongArity);
+    };
     let now = test_now.unwrap_or_else(|| clock_ms().saturating_mul(args::MS));
     let mut env = Env {
         now,
         default_interval: DEFAULT_INTERVAL.load(Ordering::Relaxed),
         ids: Ids(IDS.load(Ordering::Relaxed)),
     };
-    let key = Key::open(ctx, &args[1], write);
+    let key = Key::open(ctx, name, write);
     let old = match key.kind() {
         KeyType::Empty => None,
         KeyType::String => Some(decode(&key.bytes().ok_or(CmdError::WrongType)?)?),
         _ => return Err(CmdError::WrongType),
     };
     let existed = old.is_some();
-    let outcome = handler(&argv[2..], old, &mut env)?;
+    let outcome = handler(rest, old, &mut env)?;
     IDS.store(env.ids.0, Ordering::Relaxed);
     match outcome.effect {
         Effect::Keep => {}
@@ -208,13 +217,13 @@ fn run_inner(
             let ms = i64::try_from(ms).unwrap_or(i64::MAX);
             key.write(&bytes, ms)?;
             let ms = ms.to_string();
-            let argv: [&[u8]; 4] = [args[1].as_slice(), &bytes, b"PXAT", ms.as_bytes()];
+            let argv: [&[u8]; 4] = [name.as_slice(), &bytes, b"PXAT", ms.as_bytes()];
             ctx.replicate("SET", &argv[..]);
         }
         Effect::Delete if write => {
             if existed {
                 key.delete();
-                ctx.replicate("DEL", &[args[1].as_slice()][..]);
+                ctx.replicate("DEL", &[name.as_slice()][..]);
             }
         }
         // A read-only command never decides to write.
