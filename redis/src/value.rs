@@ -81,6 +81,16 @@ pub enum Value {
     Throttle(u64),
 }
 
+/// When the value becomes no different from no value at all (ns): the
+/// key's expiry. See [`crate::pipe::expiry`] for pipes.
+pub fn expiry(v: &Value) -> u64 {
+    match v {
+        Value::Pipe(l) | Value::Rate(l) => crate::pipe::expiry(l),
+        Value::Slots(ls) | Value::Hub(ls) => ls.last_expiry().unwrap_or(0),
+        Value::Throttle(tat) => *tat,
+    }
+}
+
 /// Why stored bytes could not be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DecodeError {
@@ -100,7 +110,15 @@ const KIND_THROTTLE: u8 = 5;
 
 /// The bytes of `v`.
 pub fn encode(v: &Value) -> Vec<u8> {
-    let mut out = vec![b'F', b'G', VERSION, 0];
+    let len = 4 + match v {
+        Value::Pipe(_) | Value::Rate(_) => 4 * STATE_WORDS,
+        Value::Slots(ls) | Value::Hub(ls) => {
+            12 + ls.list.iter().map(|l| 18 + l.member.len()).sum::<usize>()
+        }
+        Value::Throttle(_) => 8,
+    };
+    let mut out = Vec::with_capacity(len);
+    out.extend_from_slice(&[b'F', b'G', VERSION, 0]);
     match v {
         Value::Pipe(l) | Value::Rate(l) => {
             out[3] = if matches!(v, Value::Pipe(_)) {
@@ -253,7 +271,13 @@ mod tests {
             Value::Throttle(u64::MAX - 3),
         ];
         for v in values {
-            assert_eq!(decode(&encode(&v)), Ok(v.clone()), "{v:?}");
+            let bytes = encode(&v);
+            assert_eq!(
+                bytes.len(),
+                bytes.capacity(),
+                "{v:?}: allocated once, exactly"
+            );
+            assert_eq!(decode(&bytes), Ok(v.clone()), "{v:?}");
         }
     }
 
