@@ -59,6 +59,18 @@ pub fn core_err(e: floodgate::Error, what: &str) -> CmdError {
     CmdError::msg(format!("{what}: {e}"))
 }
 
+/// Counts and decides one request at `now`; the pipe or rate is stored as
+/// `kind` wraps it, until its state equals a fresh one.
+fn decide(mut l: Limiter, kind: fn(Limiter) -> Value, now: u64) -> Result<Outcome, CmdError> {
+    let verdict = l
+        .check(now, &Shared::default())
+        .map_err(|e| core_err(e, "check"))?;
+    Ok(Outcome {
+        reply: Reply::Int(verdict.code().into()),
+        effect: Effect::set(kind(l), expiry(&l), now),
+    })
+}
+
 /// `FG.CHECK key algorithm limit [INTERVAL ms]`: 1 pass, -1 drop, 2 NOP.
 pub fn check(a: &[&[u8]], old: Option<Value>, env: &mut Env) -> Result<Outcome, CmdError> {
     let interval = match a {
@@ -74,7 +86,7 @@ pub fn check(a: &[&[u8]], old: Option<Value>, env: &mut Env) -> Result<Outcome, 
     };
     let algorithm = check_algorithm(a[0])?;
     let limit = args::int(a[1], "limit")?;
-    let mut l = match old {
+    let l = match old {
         None => Limiter::new(
             algorithm,
             limit,
@@ -89,13 +101,7 @@ pub fn check(a: &[&[u8]], old: Option<Value>, env: &mut Env) -> Result<Outcome, 
         }
         Some(_) => return Err(CmdError::WrongType),
     };
-    let verdict = l
-        .check(env.now, &Shared::default())
-        .map_err(|e| core_err(e, "check"))?;
-    Ok(Outcome {
-        reply: Reply::Int(verdict.code().into()),
-        effect: Effect::set(Value::Pipe(l), expiry(&l), env.now),
-    })
+    decide(l, Value::Pipe, env.now)
 }
 
 /// `FG.RATE key max interval_ms [ALIGNED|FIRST] [MAXZERO REFUSE|MODHASH|UNLIMITED]`.
@@ -138,7 +144,7 @@ pub fn rate(a: &[&[u8]], old: Option<Value>, env: &mut Env) -> Result<Outcome, C
             )));
         }
     }
-    let mut l = match old {
+    let l = match old {
         None => {
             let w = Window::new(interval, anchor).map_err(|e| core_err(e, "interval"))?;
             Limiter::Interval(IntervalLimit::new(max, w, zero))
@@ -149,13 +155,7 @@ pub fn rate(a: &[&[u8]], old: Option<Value>, env: &mut Env) -> Result<Outcome, C
         }
         Some(_) => return Err(CmdError::WrongType),
     };
-    let verdict = l
-        .check(env.now, &Shared::default())
-        .map_err(|e| core_err(e, "check"))?;
-    Ok(Outcome {
-        reply: Reply::Int(verdict.code().into()),
-        effect: Effect::set(Value::Rate(l), expiry(&l), env.now),
-    })
+    decide(l, Value::Rate, env.now)
 }
 
 /// `FG.RESET key`: zeroes a window's counter now, forgets a GCRA's history
