@@ -10,7 +10,7 @@
 //!
 //! This is the module's hot path, so it talks to the module API directly
 //! (the table of function pointers Redis fills at load, copied once into
-//! [`Api`]): arguments are read in place (`StringPtrLen`, no copies, no
+//! `Api`): arguments are read in place (`StringPtrLen`, no copies, no
 //! reference counts), the key with string DMA, the expiry set absolutely,
 //! `RedisModule_Replicate` called with the command's own key string, and
 //! replies written with `RedisModule_ReplyWith*`; the expiry is set only when
