@@ -61,6 +61,7 @@ static const char *code_name(int c) {
     case FG_E_BAD_HANDLE: return "FG_E_BAD_HANDLE";
     case FG_E_INVALID_ARGUMENT: return "FG_E_INVALID_ARGUMENT";
     case FG_E_PANIC: return "FG_E_PANIC";
+    case FG_E_BUSY: return "FG_E_BUSY";
     default: return "?";
     }
 }
@@ -459,6 +460,21 @@ int main(void) {
         words[1] = version;
         CODE("fg_table_attach(version word restored)", fg_table_attach(fresh, t_bytes, &h), FG_OK);
         CODE("  its pipe is there", fg_check(&h, KEY("v"), NOW), FG_PASS_NOP);
+
+        /* A lock that stays held by a live process (pid 1 here; in real life
+         * a process stopped in a debugger or by SIGSTOP, or a lock word
+         * overwritten): the call gives up after a bounded wait with
+         * FG_E_BUSY and changes nothing. The insert lock is the header's
+         * uint32_t 12 (the internal layout, which only this test knows). */
+        uint32_t insert_lock = words[12];
+        words[12] = 1;
+        CODE("fg_check_create(new pipe) while the insert lock stays held by pid 1",
+             fg_check_create(&h, KEY("new"), FG_ALGO_TAILDROP, 5, NOW), FG_E_BUSY);
+        CODE("  the new pipe was not made", fg_active(&h, KEY("new")), FG_NO_PIPE);
+        CODE("  an existing pipe needs no insert", fg_check(&h, KEY("v"), NOW), FG_PASS_NOP);
+        words[12] = insert_lock;
+        CODE("fg_check_create(new pipe) once the insert lock is free",
+             fg_check_create(&h, KEY("new"), FG_ALGO_TAILDROP, 5, NOW), FG_PASS);
         free(fresh);
     }
 

@@ -275,6 +275,13 @@ typedef enum fg_result {
    * An internal error was caught at the boundary (a bug: please report it).
    */
   FG_E_PANIC = -123,
+  /**
+   * The entry (or the table's insert or controller lock) stayed locked
+   * by a live holder (a stopped process, a lock word naming a live pid)
+   * for the bounded wait: nothing changed. Try again later, or apply
+   * your policy for errors (fail open or closed).
+   */
+  FG_E_BUSY = -124,
 } fg_result;
 
 /**
@@ -472,7 +479,8 @@ enum fg_result fg_check_create(const struct fg_table *t,
                                uint64_t now_ns);
 
 /**
- * Kamailio `pl_active(name)`: `FG_OK` if the pipe exists, `FG_NO_PIPE` if not.
+ * Kamailio `pl_active(name)`: `FG_OK` if the pipe exists, `FG_NO_PIPE` if
+ * not. Takes no entry lock (never `FG_E_BUSY`).
  *
  * # Safety
  * Pointers must be NULL or valid for what this function reads and
@@ -525,6 +533,7 @@ enum fg_result fg_get(const struct fg_table *t,
  * Calls `cb(entry, ctx)` for every entry as a listing shows it at
  * `now_ns` (pl.list, pl.stats, pl.get_pipes), without allocating, until
  * `cb` returns non-zero. The entry pointer is valid during the call only.
+ * An entry whose lock stays held by a live holder is left out.
  *
  * # Safety
  * Pointers must be NULL or valid for what this function reads and
@@ -721,7 +730,8 @@ enum fg_result fg_push_network(const struct fg_table *t, uint64_t bytes_waiting)
 
 /**
  * Kamailio `clean_unused`: deletes pipes idle for `intervals` whole
- * windows (0: none). Writes how many to `*removed_out` if not NULL.
+ * windows (0: none). Writes how many to `*removed_out` if not NULL. An
+ * entry whose lock stays held by a live holder is left alone.
  *
  * # Safety
  * Pointers must be NULL or valid for what this function reads and

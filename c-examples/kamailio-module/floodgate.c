@@ -204,7 +204,9 @@ static void fgm_key(const str *name, char *buf, const uint8_t **key, size_t *len
 }
 
 /* Verdicts go back unchanged (1, -1, -2, 2); an error is logged and becomes
- * -2, as pipelimit returns -2 when it cannot find or add a pipe. */
+ * -2, as pipelimit returns -2 when it cannot find or add a pipe. FG_E_BUSY
+ * (the pipe's lock stayed held by a process that is stopped or stuck, for
+ * libfloodgate's bounded wait) is an error like the others: -2, logged. */
 static int fgm_verdict(fg_result r, const str *name)
 {
 	switch(r) {
@@ -214,6 +216,11 @@ static int fgm_verdict(fg_result r, const str *name)
 			return (int)r;
 		case FG_NO_PIPE:
 			LM_DBG("pipe not found [%.*s]\n", name->len, name->s);
+			return -2;
+		case FG_E_BUSY:
+			LM_ERR("pipe [%.*s]: busy: its lock stayed held by a stopped or"
+				   " stuck process (%d)\n",
+					name->len, name->s, (int)r);
 			return -2;
 		default:
 			LM_ERR("pipe [%.*s]: %s (%d)\n", name->len, name->s,
@@ -245,6 +252,7 @@ static int ki_pl_check_limit(sip_msg_t *msg, str *pipeid, str *alg, int limit)
 	size_t kl;
 	uint32_t algo;
 	fg_entry e;
+	fg_result r;
 	uint64_t now = fg_now_ns();
 
 	if(!fgm_ready || pipeid == NULL || pipeid->s == NULL || pipeid->len <= 0) {
@@ -260,7 +268,10 @@ static int ki_pl_check_limit(sip_msg_t *msg, str *pipeid, str *alg, int limit)
 			|| fg_algorithm_from_name(alg->s, (size_t)alg->len, &algo) != FG_OK) {
 		/* pipelimit ignores the algorithm of an existing pipe, and fails
 		 * to add a pipe with an unknown one (-2). */
-		if(fg_get(&fgm_table, k, kl, now, &e) != FG_OK) {
+		r = fg_get(&fgm_table, k, kl, now, &e);
+		if(r == FG_E_BUSY)
+			return fgm_verdict(r, pipeid);
+		if(r != FG_OK) {
 			LM_ERR("cannot find algorithm [%.*s] for new pipe [%.*s]\n",
 					alg ? alg->len : 0, alg && alg->s ? alg->s : "",
 					pipeid->len, pipeid->s);
@@ -651,6 +662,21 @@ static const char *rpc_pl_push_load_doc[2] = {
 		"Force the value of the load parameter for FEEDBACK algorithm: <load>",
 		0};
 
+/* The fault of an RPC whose fg_ call failed with r: FG_E_BUSY is 503
+ * "busy" (logged: a process holding the lock is stopped or stuck), any
+ * other error `code` with its description. */
+static void fgm_rpc_fault(rpc_t *rpc, void *c, int code, fg_result r)
+{
+	if(r == FG_E_BUSY) {
+		LM_ERR("RPC: busy: a lock stayed held by a stopped or stuck process"
+			   " (%d)\n",
+				(int)r);
+		rpc->fault(c, 503, "busy");
+		return;
+	}
+	rpc->fault(c, code, "%s", fg_strerror(r));
+}
+
 typedef struct fgm_rpc_ctx {
 	rpc_t *rpc;
 	void *c;
@@ -732,7 +758,7 @@ static void fgm_rpc_walk(rpc_t *rpc, void *c, int mode)
 	fgm_rpc_ctx_t x = {rpc, c, mode, 0};
 	fg_result r = fg_list(&fgm_table, fg_now_ns(), fgm_rpc_list_cb, &x);
 	if(r != FG_OK)
-		rpc->fault(c, 500, "fg_list: %s", fg_strerror(r));
+		fgm_rpc_fault(rpc, c, 500, r);
 }
 
 static void rpc_pl_stats(rpc_t *rpc, void *c)
@@ -752,13 +778,19 @@ static void rpc_pl_list(rpc_t *rpc, void *c)
 	const uint8_t *k;
 	size_t kl;
 	fg_entry e;
+	fg_result r;
 
 	if(rpc->scan(c, "*S", &pipeid) < 1 || pipeid.len <= 0) {
 		fgm_rpc_walk(rpc, c, 2);
 		return;
 	}
 	fgm_key(&pipeid, buf, &k, &kl);
-	if(fg_get(&fgm_table, k, kl, fg_now_ns(), &e) != FG_OK) {
+	r = fg_get(&fgm_table, k, kl, fg_now_ns(), &e);
+	if(r == FG_E_BUSY) {
+		fgm_rpc_fault(rpc, c, 500, r);
+		return;
+	}
+	if(r != FG_OK) {
 		rpc->fault(c, 400, "Unknown pipe id %.*s", pipeid.len, pipeid.s);
 		return;
 	}
@@ -810,7 +842,7 @@ static void rpc_pl_set_pipe(rpc_t *rpc, void *c)
 	}
 	r = fg_pipe_set(&fgm_table, k, kl, algo, (int64_t)limit, fg_now_ns());
 	if(r != FG_OK) {
-		rpc->fault(c, 400, "%s", fg_strerror(r));
+		fgm_rpc_fault(rpc, c, 400, r);
 		return;
 	}
 	/* As pipelimit: every FEEDBACK pipe must have the same setpoint. */
@@ -826,7 +858,7 @@ static void rpc_pl_get_pid(rpc_t *rpc, void *c)
 	fg_pid pid;
 	fg_result r = fg_pid_get(&fgm_table, &pid);
 	if(r != FG_OK) {
-		rpc->fault(c, 500, "%s", fg_strerror(r));
+		fgm_rpc_fault(rpc, c, 500, r);
 		return;
 	}
 	/* pipelimit's line, then what floodgate keeps in the shared table. */
@@ -845,7 +877,7 @@ static void rpc_pl_set_pid(rpc_t *rpc, void *c)
 		return;
 	r = fg_pid_set(&fgm_table, ki, kp, kd);
 	if(r != FG_OK)
-		rpc->fault(c, 400, "%s", fg_strerror(r));
+		fgm_rpc_fault(rpc, c, 400, r);
 }
 
 static void rpc_pl_push_load(rpc_t *rpc, void *c)
@@ -863,7 +895,7 @@ static void rpc_pl_push_load(rpc_t *rpc, void *c)
 	}
 	r = fg_push_load(&fgm_table, value, &rate);
 	if(r != FG_OK) {
-		rpc->fault(c, 400, "%s", fg_strerror(r));
+		fgm_rpc_fault(rpc, c, 400, r);
 		return;
 	}
 	LM_DBG("pushed load %.3f: drop rate %u%%\n", value, rate);

@@ -20,7 +20,8 @@ Exit codes:
   1  refused: no such entry, nothing to release
   2  usage: a bad argument, or a table file that does not match
      --capacity/--leases/--interval (the message names it)
-  3  error: I/O, not a table, table full, AGI protocol error or hangup
+  3  error: I/O, not a table, table full, an entry busy (locked by a
+     stopped or stuck process), AGI protocol error or hangup
      (an agi command that fails holds nothing)";
 
 /// `floodgate`: app_rpt link limits and hub balancing from Asterisk's

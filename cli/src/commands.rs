@@ -256,7 +256,9 @@ pub fn run(command: &Command, file: &TableFile) -> Result<Output, Failure> {
             let text = table_text(&LIST_HEADER, &[stats_row(&name.0, &s)]);
             Ok(Output::ok(text, stats_json(&name.0, &s)))
         }
-        Command::GetPid => Ok(pid_output(&t.pid_get())),
+        Command::GetPid => Ok(pid_output(
+            &t.pid_get().map_err(|e| table_error("get-pid", e))?,
+        )),
         Command::SetPid { ki, kp, kd } => {
             t.pid_set(Gains {
                 kp: *kp,
@@ -264,7 +266,9 @@ pub fn run(command: &Command, file: &TableFile) -> Result<Output, Failure> {
                 kd: *kd,
             })
             .map_err(|e| table_error("set-pid", e))?;
-            Ok(pid_output(&t.pid_get()))
+            Ok(pid_output(
+                &t.pid_get().map_err(|e| table_error("set-pid", e))?,
+            ))
         }
         Command::PushLoad { load } => {
             let rate = t

@@ -24,7 +24,7 @@
 //! | 0 | ok: done, passed, admitted, released; for `agi`: the verdict was delivered, whatever it is |
 //! | 1 | refused: no such entry, nothing to release |
 //! | 2 | usage: a bad argument, or a table file that does not match `--capacity`/`--leases`/`--interval` |
-//! | 3 | error: I/O, not a table, table full, AGI protocol error or hangup (an `agi` run that fails holds nothing) |
+//! | 3 | error: I/O, not a table, table full, an entry busy (locked by a stopped or stuck process), AGI protocol error or hangup (an `agi` run that fails holds nothing) |
 //!
 //! `agi` exits 0 for ADMIT and for REFUSE/FULL alike: Asterisk sets
 //! `AGISTATUS=FAILURE` for any other status, which would read as a broken
@@ -57,7 +57,8 @@ pub enum Exit {
     Refused = 1,
     /// A bad argument, or a table file that does not match the flags.
     Usage = 2,
-    /// I/O, not a table, table full, AGI protocol error or hangup.
+    /// I/O, not a table, table full, an entry busy, AGI protocol error or
+    /// hangup.
     Error = 3,
 }
 
@@ -104,12 +105,16 @@ impl Failure {
 }
 
 /// A table error about `what` (a key, a command) as a failure: bad
-/// arguments are exit 2, a missing entry 1, the rest 3.
+/// arguments are exit 2, a missing entry 1, the rest 3 (a busy entry among
+/// them: its lock stayed held by a live process for the bounded wait).
 pub fn table_error(what: &str, e: floodgate::Error) -> Failure {
     use floodgate::Error as E;
     let message = format!("{what}: {e}");
     match e {
         E::NoPipe => Failure::refused(message),
+        E::Busy => Failure::error(format!(
+            "{message} (a process holding its lock is stopped or stuck; nothing was changed)"
+        )),
         E::ZeroInterval
         | E::InvalidLimit
         | E::InvalidBurst

@@ -53,12 +53,20 @@ pub enum Error {
     DuplicateMember,
     /// Stored state that does not decode (memory overwritten by someone else).
     Corrupt,
+    /// An entry (or the table's insert or controller lock) stayed locked by
+    /// a holder that is alive, or looks alive, for
+    /// [`BUSY_AFTER`](crate::table::lock::BUSY_AFTER) spins without any
+    /// change: a process stopped in a debugger or by `SIGSTOP`, one in
+    /// another PID namespace, or a lock word overwritten with a live pid.
+    /// Nothing was changed. Try again later, or apply the policy you have
+    /// for errors (fail open or closed).
+    Busy,
 }
 
 impl Error {
     /// Every error, in declaration order (for mapping tables such as the C
     /// ABI's result codes).
-    pub const ALL: [Error; 21] = [
+    pub const ALL: [Error; 22] = [
         Error::ZeroInterval,
         Error::InvalidLimit,
         Error::InvalidBurst,
@@ -80,6 +88,7 @@ impl Error {
         Error::InvalidGroup,
         Error::DuplicateMember,
         Error::Corrupt,
+        Error::Busy,
     ];
 
     /// A short, static description (also what `Display` prints).
@@ -106,6 +115,7 @@ impl Error {
             Error::InvalidGroup => "balancing group must have 1..=16 members",
             Error::DuplicateMember => "the same key twice in one balancing group",
             Error::Corrupt => "stored table state does not decode",
+            Error::Busy => "the entry stayed locked by a live holder; try again",
         }
     }
 }

@@ -77,7 +77,9 @@
 //!   from any process updates the one controller every process uses.
 //!   [`table::Table::set`] creates a missing pipe (pipelimit's `pl.set_pipe`
 //!   refuses one). A full table evicts an idle entry or fails with
-//!   [`Error::Full`]; pipelimit's chained table never fills.
+//!   [`Error::Full`]; pipelimit's chained table never fills. A pipe whose
+//!   lock stays held by a process that is alive but stopped gives
+//!   [`Error::Busy`] after a bounded wait; pipelimit's callers wait for it.
 //!
 //! # Errors
 //! All fallible operations return [`Error`], a small `Copy` enum that

@@ -15,7 +15,9 @@
 //! window counters must equal the number of requests exactly.
 //!
 //! Operation counts (table calls, fixed, asserted by each test and summed by
-//! the const assertion below) are the same in debug and release builds.
+//! the const assertion below) are the same in debug and release builds. A
+//! call that gives up with `Error::Busy` changes nothing and is made again
+//! ([`again`]), so it is not counted.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::{Barrier, OnceLock};
@@ -52,6 +54,23 @@ const _: () = assert!(
     CHECK_OPS + SLOT_OPS_MIN + BALANCE_OPS + LEASE_OPS_MIN + INSERT_OPS >= 1_000_000,
     "the stress must make at least 1e6 table operations"
 );
+
+/// Calls that gave up with [`Error::Busy`] and were made again (see [`again`]).
+static BUSY: AtomicU64 = AtomicU64::new(0);
+
+/// Makes the table call `f` until it is not [`Error::Busy`], at most 100
+/// times. `Busy` (a holder preempted for the whole bounded wait, which a
+/// loaded machine may do to a spinning thread) changed nothing, so the
+/// call is not counted and is made again: every count below stays exact.
+fn again<T>(mut f: impl FnMut() -> Result<T, Error>) -> Result<T, Error> {
+    for _ in 0..100 {
+        match f() {
+            Err(Error::Busy) => BUSY.fetch_add(1, SeqCst),
+            r => return r,
+        };
+    }
+    f()
+}
 
 /// Monotonic ns since the first call in this process.
 fn now() -> u64 {
@@ -204,9 +223,16 @@ fn checks_count_exactly() {
                             let now = now();
                             // The first checks race to create the pipes.
                             let v = if i == 0 {
-                                t.check_or_create(b"taildrop", Algorithm::Taildrop, TD_LIMIT, now)
+                                again(|| {
+                                    t.check_or_create(
+                                        b"taildrop",
+                                        Algorithm::Taildrop,
+                                        TD_LIMIT,
+                                        now,
+                                    )
+                                })
                             } else {
-                                t.check(b"taildrop", now)
+                                again(|| t.check(b"taildrop", now))
                             };
                             match v.unwrap() {
                                 Verdict::Pass => td += 1,
@@ -214,20 +240,22 @@ fn checks_count_exactly() {
                                 Verdict::PassNop => panic!("taildrop said PassNop"),
                             }
                             let v = if i == 0 {
-                                t.check_or_create(b"nop", Algorithm::Nop, 0, now)
+                                again(|| t.check_or_create(b"nop", Algorithm::Nop, 0, now))
                             } else {
-                                t.check(b"nop", now)
+                                again(|| t.check(b"nop", now))
                             };
                             assert_eq!(v, Ok(Verdict::PassNop));
                             nop += 1;
-                            let v = t.rate_check(
-                                b"interval",
-                                IV_MAX,
-                                u64::MAX,
-                                false,
-                                MaxZero::RefuseAll,
-                                now,
-                            );
+                            let v = again(|| {
+                                t.rate_check(
+                                    b"interval",
+                                    IV_MAX,
+                                    u64::MAX,
+                                    false,
+                                    MaxZero::RefuseAll,
+                                    now,
+                                )
+                            });
                             match v.unwrap() {
                                 Verdict::Pass => iv += 1,
                                 Verdict::Drop => {}
@@ -242,7 +270,11 @@ fn checks_count_exactly() {
             handles.into_iter().map(|h| h.join().unwrap()).collect()
         });
         assert_eq!(ops.load(SeqCst), CHECK_OPS);
-        eprintln!("checks: {} table calls by the workers", ops.load(SeqCst));
+        eprintln!(
+            "checks: {} table calls by the workers ({} Busy calls made again so far in this binary)",
+            ops.load(SeqCst),
+            BUSY.load(SeqCst)
+        );
         let td: u64 = per_thread.iter().map(|p| p.0).sum();
         let iv: u64 = per_thread.iter().map(|p| p.1).sum();
         let nop: u64 = per_thread.iter().map(|p| p.2).sum();
@@ -282,9 +314,9 @@ fn slot_pairs_never_exceed_max_and_always_match() {
             let sampler = s.spawn(|| {
                 let mut n = 0u64;
                 while !done.load(SeqCst) {
-                    let u = t.usage(b"slots", now()).unwrap();
+                    let u = again(|| t.usage(b"slots", now())).unwrap();
                     assert!(u <= MAX, "sampled usage {u} above max {MAX}");
-                    let st = t.get(b"slots", now()).unwrap();
+                    let st = again(|| t.get(b"slots", now())).unwrap();
                     assert!(st.counter <= MAX, "listed usage {} above max", st.counter);
                     assert_eq!(st.last_counter, 0, "an unmatched release happened");
                     n += 1;
@@ -301,7 +333,7 @@ fn slot_pairs_never_exceed_max_and_always_match() {
                             // a third one is refused even with no other thread.
                             let mut held = 0;
                             for _ in 0..1 + round % 3 {
-                                let v = t.acquire(b"slots", MAX as i32, now()).unwrap();
+                                let v = again(|| t.acquire(b"slots", MAX as i32, now())).unwrap();
                                 ops.fetch_add(1, SeqCst);
                                 attempts += 1;
                                 if v == SlotVerdict::Refused {
@@ -314,13 +346,16 @@ fn slot_pairs_never_exceed_max_and_always_match() {
                             }
                             if held > 0 {
                                 // Seen from inside: this thread's slots are counted.
-                                let u = t.usage(b"slots", now()).unwrap();
+                                let u = again(|| t.usage(b"slots", now())).unwrap();
                                 assert!((held..=MAX).contains(&u), "usage {u} holding {held}");
                                 ops.fetch_add(1, SeqCst);
                             }
                             for _ in 0..held {
                                 leave(holders);
-                                assert_eq!(t.release(b"slots", now()), Ok(Release::Released));
+                                assert_eq!(
+                                    again(|| t.release(b"slots", now())),
+                                    Ok(Release::Released)
+                                );
                                 ops.fetch_add(1, SeqCst);
                             }
                         }
@@ -338,7 +373,11 @@ fn slot_pairs_never_exceed_max_and_always_match() {
             samples = sampler.join().unwrap();
         });
         assert!(ops.load(SeqCst) >= SLOT_OPS_MIN);
-        eprintln!("slots: {} table calls by the workers", ops.load(SeqCst));
+        eprintln!(
+            "slots: {} table calls by the workers ({} Busy calls made again so far in this binary)",
+            ops.load(SeqCst),
+            BUSY.load(SeqCst)
+        );
         assert_eq!(acquired + refused, attempts);
         assert!(attempts >= THREADS as u64 * SLOT_ROUNDS);
         assert!(acquired > 0 && samples > 0);
@@ -400,7 +439,7 @@ fn hub_stress(members: [&[u8]; 4], per_max: u32, total_max: u32, hold: usize, st
                 let mut n = 0u64;
                 while !done.load(SeqCst) {
                     for m in members {
-                        let u = t.usage(m, now()).unwrap();
+                        let u = again(|| t.usage(m, now())).unwrap();
                         assert!(u <= per_max, "member usage {u} above {per_max}");
                     }
                     n += 1;
@@ -419,11 +458,14 @@ fn hub_stress(members: [&[u8]; 4], per_max: u32, total_max: u32, hold: usize, st
                             leave(total);
                             match lease {
                                 Some(l) => assert_eq!(
-                                    t.lease_release(l, now()),
+                                    again(|| t.lease_release(l, now())),
                                     Ok(LeaseRelease::Released)
                                 ),
                                 None => {
-                                    assert_eq!(t.release(members[m], now()), Ok(Release::Released))
+                                    assert_eq!(
+                                        again(|| t.release(members[m], now())),
+                                        Ok(Release::Released)
+                                    )
                                 }
                             }
                         };
@@ -432,9 +474,9 @@ fn hub_stress(members: [&[u8]; 4], per_max: u32, total_max: u32, hold: usize, st
                                 held.is_empty() || (held.len() < hold && rng.below(100) < 55);
                             if acquire {
                                 let v = if step % 2 == 0 {
-                                    t.balance_acquire(&members, per_i, total_i, now())
+                                    again(|| t.balance_acquire(&members, per_i, total_i, now()))
                                 } else {
-                                    t.balance_lease(&members, per_i, total_i, None, now())
+                                    again(|| t.balance_lease(&members, per_i, total_i, None, now()))
                                 };
                                 match v.unwrap() {
                                     Balanced::Acquired { member, lease } => {
@@ -468,7 +510,11 @@ fn hub_stress(members: [&[u8]; 4], per_max: u32, total_max: u32, hold: usize, st
             samples = sampler.join().unwrap();
         });
         assert_eq!(ops.load(SeqCst), THREADS as u64 * steps);
-        eprintln!("hub: {} table calls by the workers", ops.load(SeqCst));
+        eprintln!(
+            "hub: {} table calls by the workers ({} Busy calls made again so far in this binary)",
+            ops.load(SeqCst),
+            BUSY.load(SeqCst)
+        );
         assert!(granted > 0 && samples > 0);
         assert!(full > 0, "the group total was never reached");
         let now = now();
@@ -523,9 +569,9 @@ fn leases_are_released_exactly_once() {
             let sampler = s.spawn(|| {
                 let mut n = 0u64;
                 while !done.load(SeqCst) {
-                    let u = t.usage(b"leases", now()).unwrap();
+                    let u = again(|| t.usage(b"leases", now())).unwrap();
                     assert!(u <= MAX, "lease usage {u} above {MAX}");
-                    let u = t.usage(b"expiring", now()).unwrap();
+                    let u = again(|| t.usage(b"expiring", now())).unwrap();
                     assert!(u <= EXP_MAX, "expiring usage {u} above {EXP_MAX}");
                     n += 1;
                 }
@@ -541,12 +587,15 @@ fn leases_are_released_exactly_once() {
                         let mut c = [0u64; 6];
                         let release = |l: Lease, c: &mut [u64; 6]| {
                             leave(holders);
-                            assert_eq!(t.lease_release(l, now()), Ok(LeaseRelease::Released));
+                            assert_eq!(
+                                again(|| t.lease_release(l, now())),
+                                Ok(LeaseRelease::Released)
+                            );
                             c[1] += 1;
                             // A second release of the same handle does nothing.
                             if c[1].is_multiple_of(8) {
                                 assert_eq!(
-                                    t.lease_release(l, now()),
+                                    again(|| t.lease_release(l, now())),
                                     Ok(LeaseRelease::AlreadyReleased)
                                 );
                             }
@@ -555,17 +604,19 @@ fn leases_are_released_exactly_once() {
                             match step % 4 {
                                 // Expiring lease: take one, or give it back.
                                 3 => match exp.take() {
-                                    Some(l) => match t.lease_release(l, now()).unwrap() {
+                                    Some(l) => match again(|| t.lease_release(l, now())).unwrap() {
                                         LeaseRelease::Released => c[4] += 1,
                                         LeaseRelease::AlreadyReleased => c[5] += 1,
                                     },
                                     None => {
-                                        let v = t.lease_acquire(
-                                            b"expiring",
-                                            EXP_MAX as i32,
-                                            Some(EXP_HOLD_NS),
-                                            now(),
-                                        );
+                                        let v = again(|| {
+                                            t.lease_acquire(
+                                                b"expiring",
+                                                EXP_MAX as i32,
+                                                Some(EXP_HOLD_NS),
+                                                now(),
+                                            )
+                                        });
                                         if let LeaseVerdict::Acquired(l) = v.unwrap() {
                                             c[3] += 1;
                                             exp = Some(l);
@@ -599,7 +650,7 @@ fn leases_are_released_exactly_once() {
                             release(l, &mut c);
                         }
                         if let Some(l) = exp {
-                            match t.lease_release(l, now()).unwrap() {
+                            match again(|| t.lease_release(l, now())).unwrap() {
                                 LeaseRelease::Released => c[4] += 1,
                                 LeaseRelease::AlreadyReleased => c[5] += 1,
                             }
@@ -618,7 +669,11 @@ fn leases_are_released_exactly_once() {
         });
         let [acquired, released, refused, exp_acquired, exp_released, exp_gone] = sums;
         assert!(ops.load(SeqCst) >= LEASE_OPS_MIN);
-        eprintln!("leases: {} table calls by the workers", ops.load(SeqCst));
+        eprintln!(
+            "leases: {} table calls by the workers ({} Busy calls made again so far in this binary)",
+            ops.load(SeqCst),
+            BUSY.load(SeqCst)
+        );
         assert!(samples > 0 && acquired > 0 && exp_acquired > 0);
         assert!(refused > 0, "20 wanted leases never met a max of 16");
         assert_eq!(released, acquired, "each lease released exactly once");
@@ -668,12 +723,22 @@ fn concurrent_inserts_never_duplicate_a_key() {
                             let now = now();
                             match i % 3 {
                                 0 => assert_eq!(
-                                    t.check_or_create(k, Algorithm::Nop, 0, now),
+                                    again(|| t.check_or_create(k, Algorithm::Nop, 0, now)),
                                     Ok(Verdict::PassNop)
                                 ),
-                                1 => assert_eq!(t.acquire(k, -1, now), Ok(SlotVerdict::Acquired)),
+                                1 => assert_eq!(
+                                    again(|| t.acquire(k, -1, now)),
+                                    Ok(SlotVerdict::Acquired)
+                                ),
                                 _ => assert_eq!(
-                                    t.rate_check(k, -1, u64::MAX, false, MaxZero::RefuseAll, now),
+                                    again(|| t.rate_check(
+                                        k,
+                                        -1,
+                                        u64::MAX,
+                                        false,
+                                        MaxZero::RefuseAll,
+                                        now
+                                    )),
                                     Ok(Verdict::Pass)
                                 ),
                             }
@@ -695,7 +760,7 @@ fn concurrent_inserts_never_duplicate_a_key() {
                         barrier.wait();
                         // Everyone removes every key: each goes exactly once.
                         for &i in order.iter().rev() {
-                            match t.remove(&keys[i]) {
+                            match again(|| t.remove(&keys[i])) {
                                 Ok(()) => {
                                     removed.fetch_add(1, SeqCst);
                                 }
@@ -716,6 +781,10 @@ fn concurrent_inserts_never_duplicate_a_key() {
             }
         });
         assert_eq!(ops.load(SeqCst), INSERT_OPS);
-        eprintln!("inserts: {} table calls by the workers", ops.load(SeqCst));
+        eprintln!(
+            "inserts: {} table calls by the workers ({} Busy calls made again so far in this binary)",
+            ops.load(SeqCst),
+            BUSY.load(SeqCst)
+        );
     });
 }

@@ -81,6 +81,11 @@ pub enum fg_result {
     FG_E_INVALID_ARGUMENT = -122,
     /// An internal error was caught at the boundary (a bug: please report it).
     FG_E_PANIC = -123,
+    /// The entry (or the table's insert or controller lock) stayed locked
+    /// by a live holder (a stopped process, a lock word naming a live pid)
+    /// for the bounded wait: nothing changed. Try again later, or apply
+    /// your policy for errors (fail open or closed).
+    FG_E_BUSY = -124,
 }
 
 /// `fg_algorithm`: TAILDROP (pipelimit).
@@ -140,13 +145,14 @@ impl From<Error> for fg_result {
             Error::InvalidGroup => fg_result::FG_E_INVALID_GROUP,
             Error::DuplicateMember => fg_result::FG_E_DUPLICATE_MEMBER,
             Error::Corrupt => fg_result::FG_E_CORRUPT,
+            Error::Busy => fg_result::FG_E_BUSY,
             _ => fg_result::FG_E_INVALID_ARGUMENT,
         }
     }
 }
 
 /// Every code with its NUL-terminated description.
-pub(crate) const DESCRIPTIONS: [(fg_result, &str); 35] = [
+pub(crate) const DESCRIPTIONS: [(fg_result, &str); 36] = [
     (fg_result::FG_OK, "ok\0"),
     (fg_result::FG_PASS, "pass\0"),
     (fg_result::FG_PASS_NOP, "pass (NOP pipe)\0"),
@@ -247,6 +253,10 @@ pub(crate) const DESCRIPTIONS: [(fg_result, &str); 35] = [
     (
         fg_result::FG_E_PANIC,
         "internal error caught at the C boundary\0",
+    ),
+    (
+        fg_result::FG_E_BUSY,
+        "the entry stayed locked by a live holder; try again\0",
     ),
 ];
 

@@ -24,6 +24,11 @@
 //!   `#[no_mangle]`, the NULL checks and a panic boundary
 //!   ([`fg_result::FG_E_PANIC`]).
 //! * A failed call changes nothing in the table.
+//! * No call waits without bound: an entry whose lock stays held by a live
+//!   holder (a process stopped in a debugger or by `SIGSTOP`, a lock word
+//!   naming a live pid) gives [`fg_result::FG_E_BUSY`] after a bounded wait
+//!   (0.1 to 0.2 s on an idle machine), and [`fg_list`] and
+//!   [`fg_clean_unused`] pass over such an entry.
 #![deny(missing_docs)]
 #![deny(clippy::undocumented_unsafe_blocks)]
 #![allow(non_camel_case_types)]
@@ -362,7 +367,8 @@ export! {
         tab.check_or_create(k, a, limit, now_ns).map(verdict).map_err(err)
     }
 
-    /// Kamailio `pl_active(name)`: `FG_OK` if the pipe exists, `FG_NO_PIPE` if not.
+    /// Kamailio `pl_active(name)`: `FG_OK` if the pipe exists, `FG_NO_PIPE` if
+    /// not. Takes no entry lock (never `FG_E_BUSY`).
     fn fg_active(t: *const fg_table, key: *const u8, key_len: usize) nonnull(t, key) {
         let tab = table(t)?;
         let k = self::key(key, key_len)?;
@@ -418,6 +424,7 @@ export! {
     /// Calls `cb(entry, ctx)` for every entry as a listing shows it at
     /// `now_ns` (pl.list, pl.stats, pl.get_pipes), without allocating, until
     /// `cb` returns non-zero. The entry pointer is valid during the call only.
+    /// An entry whose lock stays held by a live holder is left out.
     fn fg_list(t: *const fg_table, now_ns: u64, cb: fg_list_cb, ctx: *mut core::ffi::c_void) nonnull(t) {
         let tab = table(t)?;
         let Some(cb) = cb else { return Err(fg_result::FG_E_NULL) };
@@ -590,7 +597,7 @@ export! {
     /// Kamailio `pl.get_pid`: the whole shared controller, written to `*out`.
     fn fg_pid_get(t: *const fg_table, out: *mut fg_pid) nonnull(t, out) {
         let tab = table(t)?;
-        let c = tab.pid_get();
+        let c = tab.pid_get().map_err(err)?;
         let g = c.gains();
         let p = fg_pid {
             setpoint: c.setpoint(),
@@ -631,7 +638,8 @@ export! {
     }
 
     /// Kamailio `clean_unused`: deletes pipes idle for `intervals` whole
-    /// windows (0: none). Writes how many to `*removed_out` if not NULL.
+    /// windows (0: none). Writes how many to `*removed_out` if not NULL. An
+    /// entry whose lock stays held by a live holder is left alone.
     fn fg_clean_unused(t: *const fg_table, intervals: u32, now_ns: u64, removed_out: *mut usize) nonnull(t) {
         let tab = table(t)?;
         let n = tab.clean_unused(intervals, now_ns);

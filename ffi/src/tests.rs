@@ -83,6 +83,9 @@ fn every_code_is_distinct_and_described() {
     assert_eq!(fg_result::FG_DROP as i32, -1);
     assert_eq!(fg_result::FG_NO_PIPE as i32, -2);
     assert_eq!(fg_result::FG_PASS_NOP as i32, 2);
+    // Codes appended later keep theirs too.
+    assert_eq!(fg_result::FG_E_PANIC as i32, -123);
+    assert_eq!(fg_result::FG_E_BUSY as i32, -124);
     // Every core error maps to its own code.
     let errors = Error::ALL;
     let mut mapped: Vec<i32> = errors.iter().map(|e| fg_result::from(*e) as i32).collect();
@@ -398,4 +401,86 @@ fn non_result_exports_answer() {
     // SAFETY: static NUL-terminated strings.
     let e = unsafe { core::ffi::CStr::from_ptr(fg_strerror(fg_result::FG_E_NULL as i32)) };
     assert_eq!(e.to_str().unwrap(), "a required pointer is NULL");
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "Miri does not support kill(2)")]
+fn a_lock_held_by_a_live_process_is_fg_e_busy_and_changes_nothing() {
+    use core::sync::atomic::{AtomicU32, Ordering};
+    use fg::table::{ENTRY_WORDS, HEADER_WORDS};
+    /// Header word of the controller lock (the layout's; not public).
+    const CTRL_LOCK: usize = 13;
+    unsafe extern "C" fn count(_: *const fg_entry, ctx: *mut core::ffi::c_void) -> i32 {
+        // SAFETY: ctx is the &mut u32 passed below.
+        unsafe { *ctx.cast::<u32>() += 1 };
+        0
+    }
+    // SAFETY: every pointer passed below points to a live local of the
+    // right type and size; the region outlives the handle, and its words
+    // are only touched atomically, here and by the table.
+    unsafe {
+        let c = config(4);
+        let mut need = 0usize;
+        assert_eq!(fg_table_bytes(&c, &mut need), fg_result::FG_OK);
+        let mut mem = region(need);
+        let base = mem.as_mut_ptr();
+        let mut t = handle();
+        assert_eq!(
+            fg_table_init(base.cast(), need, &c, &mut t),
+            fg_result::FG_OK
+        );
+        let k = b"a";
+        assert_eq!(
+            fg_check_create(&t, k.as_ptr(), 1, FG_ALGO_TAILDROP, 5, 0),
+            fg_result::FG_PASS
+        );
+        let word = |i: usize| &*base.cast::<AtomicU32>().add(i);
+        // Every entry lock and the controller lock name pid 1: alive, and
+        // never unlocking.
+        let locks: Vec<usize> = (0..4)
+            .map(|e| HEADER_WORDS + e * ENTRY_WORDS)
+            .chain([CTRL_LOCK])
+            .collect();
+        let saved: Vec<u32> = locks
+            .iter()
+            .map(|&i| word(i).swap(1, Ordering::Relaxed))
+            .collect();
+        assert_eq!(fg_check(&t, k.as_ptr(), 1, 1), fg_result::FG_E_BUSY);
+        let mut e = core::mem::zeroed::<fg_entry>();
+        e.limit = 77;
+        assert_eq!(fg_get(&t, k.as_ptr(), 1, 1, &mut e), fg_result::FG_E_BUSY);
+        assert_eq!(e.limit, 77, "out-pointers are written only on success");
+        let mut listed = 0u32;
+        assert_eq!(
+            fg_list(&t, 1, Some(count), (&mut listed as *mut u32).cast()),
+            fg_result::FG_OK
+        );
+        assert_eq!(listed, 0, "the stuck entry is left out");
+        let mut removed = 99usize;
+        assert_eq!(
+            fg_clean_unused(&t, 1, u64::MAX, &mut removed),
+            fg_result::FG_OK
+        );
+        assert_eq!(removed, 0, "the stuck entry is left alone");
+        assert_eq!(fg_active(&t, k.as_ptr(), 1), fg_result::FG_OK);
+        let mut pid = core::mem::zeroed::<fg_pid>();
+        pid.drop_rate = 77;
+        assert_eq!(fg_pid_get(&t, &mut pid), fg_result::FG_E_BUSY);
+        assert_eq!(pid.drop_rate, 77);
+        assert_eq!(fg_push_load(&t, 0.5, null_mut()), fg_result::FG_E_BUSY);
+        let busy = core::ffi::CStr::from_ptr(fg_strerror(fg_result::FG_E_BUSY as i32));
+        assert_eq!(
+            busy.to_str().unwrap(),
+            "the entry stayed locked by a live holder; try again"
+        );
+        // Unlocked again: the failed calls changed nothing.
+        for (&i, &w) in locks.iter().zip(&saved) {
+            word(i).store(w, Ordering::Release);
+        }
+        assert_eq!(fg_get(&t, k.as_ptr(), 1, 1, &mut e), fg_result::FG_OK);
+        assert_eq!(e.counter, 1);
+        assert_eq!(fg_pid_get(&t, &mut pid), fg_result::FG_OK);
+        assert_eq!(pid.load, 0.0);
+        drop(mem);
+    }
 }

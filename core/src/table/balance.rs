@@ -120,7 +120,8 @@ impl Table<'_> {
                 continue 'resolve;
             }
             for &(idx, i) in order.iter() {
-                guards[i] = Some(self.lock_idx(idx));
+                // Busy: the guards taken so far unlock as they drop.
+                guards[i] = Some(self.lock_idx(idx)?);
             }
             for (i, k) in keys.iter().enumerate() {
                 let (Some(g), Some(k)) = (&guards[i], k) else {

@@ -305,7 +305,7 @@ impl Table<'_> {
         if owner == 0 || owner & LEASE_PENDING != 0 || idx >= self.entries.len() {
             return Ok(LeaseRelease::AlreadyReleased);
         }
-        let g = self.lock_idx(idx);
+        let g = self.lock_idx(idx)?;
         let gen = g.gen();
         if rec[L_OWNER].load(Ordering::Acquire) != owner
             || rec[L_GEN].load(Ordering::Relaxed) != lease.gen
@@ -334,7 +334,7 @@ impl Table<'_> {
     /// exist, [`Error::WrongAlgorithm`] if it is not SLOTS.
     pub fn release_lease_of(&self, key: &[u8], now: u64) -> Result<LeaseRelease, Error> {
         let k = self.key(key)?;
-        let g = self.find(&k).ok_or(Error::NoPipe)?;
+        let g = self.find(&k)?;
         let (owner, gen) = (g.idx as u32 + 1, g.gen());
         self.update(g, now, |c| {
             if !matches!(c.limiter, Limiter::Slots(_)) {

@@ -18,6 +18,41 @@
 //! a thread cannot die alone). A pid that is reused by a new process before
 //! a waiter noticed the old one died keeps the lock looking held; Linux
 //! allocates pids cyclically, so that takes a wrap of the pid space.
+//!
+//! # Bounded waits
+//! A holder that is alive but never unlocks would otherwise stop every
+//! caller of its entry for good: a process stopped in a debugger or by
+//! `SIGSTOP`, one in another PID namespace (its pid means nothing here, and
+//! may name a live process), or a lock word overwritten with a live pid
+//! such as 1. So a waiter gives up with [`Error::Busy`] once it has spun
+//! [`BUSY_AFTER`] times without seeing the lock word change, and changes
+//! nothing. Any change of the word (a holder unlocking, another one taking
+//! the lock, a commit flipping the buffer bit) is progress and starts the
+//! count again, so a busy entry with holders coming and going never gives
+//! `Busy`. A dead holder is still taken over (its liveness is checked every
+//! [`CHECK_EVERY`] spins, the last time right before giving up).
+//!
+//! The core reads no clock, so the bound is a number of spins:
+//! [`BUSY_AFTER`], 2^22. With the pid owner of the C ABI and the CLI
+//! (`table::process::process_owner`: a `sched_yield` every 64 spins, and a
+//! `kill(pid, 0)` every [`CHECK_EVERY`]) that is 65 536 yields, measured at
+//! 0.12 to 0.16 s on an idle 2-core x86 machine, and longer on a loaded
+//! one, where every yield hands the CPU to whoever is runnable, a
+//! preempted holder included. A holder that is merely preempted runs again
+//! long before that (a scheduler time slice is a few milliseconds), so
+//! `Busy` means a holder that cannot run. A waiter that only spins
+//! ([`Owner::SINGLE_PROCESS`]'s default relax: no `std`, no yield) takes
+//! about as long, 0.07 s on that machine, burning its own time slices
+//! meanwhile; give it a relax that yields ([`Owner::with_relax`]) where
+//! threads outnumber cores.
+//!
+//! On `Busy`, retry later, or treat it as any other failed call: a
+//! rate check's caller applies its fail-open or fail-closed policy.
+//!
+//! Under `cfg(loom)` the wait stays unbounded: loom explores the
+//! interleavings of the locking protocol itself, where a bound would only
+//! add paths that give up; the `Busy` path is covered by the unit and
+//! integration tests instead.
 
 use crate::Error;
 
@@ -32,14 +67,25 @@ const ACTIVE_BIT: u32 = 0x8000_0000;
 /// How many spins between two liveness checks of a lock holder.
 pub const CHECK_EVERY: u32 = 1024;
 
+/// Spins during which the lock word did not change after which a waiter
+/// gives up with [`Error::Busy`] (see [Bounded waits](self#bounded-waits)).
+/// A multiple of [`CHECK_EVERY`], so a dead holder is checked for right
+/// before giving up.
+pub const BUSY_AFTER: u32 = 1 << 22;
+
+const _: () = assert!(BUSY_AFTER.is_multiple_of(CHECK_EVERY));
+
 /// Who is calling into a table: the id written into lock words, how to tell
-/// whether another id's holder still lives, and what to do while waiting.
+/// whether another id's holder still lives, and what to do while waiting
+/// (for at most [`BUSY_AFTER`] spins without progress: [`Error::Busy`]).
 ///
 /// Within one process every thread may use the same id. Processes sharing a
 /// table must use distinct ids (their pids).
 #[derive(Debug, Clone, Copy)]
 pub struct Owner {
     id: u32,
+    /// [`BUSY_AFTER`], except in unit tests that want `Busy` sooner.
+    busy_after: u32,
     /// Where the current id is read from at every lock, if not fixed.
     current: Option<&'static core::sync::atomic::AtomicU32>,
     is_alive: fn(u32) -> bool,
@@ -59,6 +105,7 @@ impl Owner {
     /// dead, busy-wait with a spin hint.
     pub const SINGLE_PROCESS: Owner = Owner {
         id: 1,
+        busy_after: BUSY_AFTER,
         current: None,
         is_alive: always_alive,
         relax: spin,
@@ -72,6 +119,7 @@ impl Owner {
         }
         Ok(Owner {
             id,
+            busy_after: BUSY_AFTER,
             current: None,
             is_alive,
             relax: spin,
@@ -105,6 +153,24 @@ impl Owner {
         self
     }
 
+    /// The same owner giving up after `spins` unchanged spins instead of
+    /// [`BUSY_AFTER`] (unit tests: Miri runs them too).
+    #[cfg(test)]
+    pub(crate) const fn with_busy_after(mut self, spins: u32) -> Owner {
+        self.busy_after = spins;
+        self
+    }
+
+    /// What a waiter does between spins (its relax function).
+    pub(crate) fn relax(&self, spins: u32) {
+        (self.relax)(spins)
+    }
+
+    /// How many unchanged spins a waiter makes before [`Error::Busy`].
+    pub(crate) fn busy_after(&self) -> u32 {
+        self.busy_after
+    }
+
     /// The id written into lock words now.
     #[inline(always)]
     pub fn id(&self) -> u32 {
@@ -130,30 +196,38 @@ pub(crate) struct Held {
 /// Takes the lock in `word` for `owner`: one compare-and-swap when it is
 /// free, else [`lock_contended`].
 #[inline(always)]
-pub(crate) fn lock(word: &AtomicU32, owner: &Owner) -> Held {
+pub(crate) fn lock(word: &AtomicU32, owner: &Owner) -> Result<Held, Error> {
     let cur = word.load(Ordering::Relaxed);
     if cur & OWNER_MASK == 0
         && word
             .compare_exchange_weak(cur, cur | owner.id(), Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
     {
-        return Held {
+        return Ok(Held {
             active: cur >> 31,
             recovered: false,
-        };
+        });
     }
     lock_contended(word, owner)
 }
 
 /// Takes the lock in `word` for `owner`, waiting for (or taking over from)
-/// its holder.
+/// its holder; [`Error::Busy`] after [`BUSY_AFTER`] spins without the word
+/// changing (unbounded under loom).
 #[cold]
 #[inline(never)]
-fn lock_contended(word: &AtomicU32, owner: &Owner) -> Held {
+fn lock_contended(word: &AtomicU32, owner: &Owner) -> Result<Held, Error> {
     let id = owner.id();
     let mut spins: u32 = 0;
+    // The word as last seen, and the spins since it last changed.
+    let mut seen = word.load(Ordering::Relaxed);
+    let mut still: u32 = 0;
     loop {
         let cur = word.load(Ordering::Relaxed);
+        if cur != seen {
+            seen = cur;
+            still = 0;
+        }
         let holder = cur & OWNER_MASK;
         let active = cur >> 31;
         if holder == 0 {
@@ -161,10 +235,10 @@ fn lock_contended(word: &AtomicU32, owner: &Owner) -> Held {
                 .compare_exchange_weak(cur, cur | id, Ordering::Acquire, Ordering::Relaxed)
                 .is_ok()
             {
-                return Held {
+                return Ok(Held {
                     active,
                     recovered: false,
-                };
+                });
             }
             continue;
         }
@@ -180,12 +254,16 @@ fn lock_contended(word: &AtomicU32, owner: &Owner) -> Held {
                 )
                 .is_ok()
         {
-            return Held {
+            return Ok(Held {
                 active,
                 recovered: true,
-            };
+            });
         }
-        (owner.relax)(spins);
+        still = still.saturating_add(1);
+        if still >= owner.busy_after() && !cfg!(loom) {
+            return Err(Error::Busy);
+        }
+        owner.relax(spins);
         #[cfg(loom)]
         loom::thread::yield_now();
     }
@@ -240,7 +318,7 @@ mod tests {
         CURRENT.store(7, core::sync::atomic::Ordering::Relaxed);
         assert_eq!(o.id(), 7);
         let w = AtomicU32::new(0);
-        lock(&w, &o);
+        lock(&w, &o).unwrap();
         assert_eq!(holder(&w), 7, "the lock word carries the id of the moment");
         unlock(&w, 0);
         CURRENT.store(1 << 31, core::sync::atomic::Ordering::Relaxed);
@@ -250,10 +328,10 @@ mod tests {
         let w = AtomicU32::new(ACTIVE_BIT | 9);
         assert_eq!(
             lock(&w, &o),
-            Held {
+            Ok(Held {
                 active: 1,
                 recovered: true
-            }
+            })
         );
         assert_eq!(holder(&w), 7);
     }
@@ -264,15 +342,15 @@ mod tests {
         let me = Owner::new(7, alive).unwrap();
         assert_eq!(
             lock(&w, &me),
-            Held {
+            Ok(Held {
                 active: 0,
                 recovered: false
-            }
+            })
         );
         assert_eq!(holder(&w), 7);
         unlock(&w, 1);
         assert_eq!(holder(&w), 0);
-        assert_eq!(lock(&w, &me).active, 1);
+        assert_eq!(lock(&w, &me).map(|h| h.active), Ok(1));
         unlock(&w, 1);
     }
 
@@ -283,13 +361,104 @@ mod tests {
         let me = Owner::new(7, alive).unwrap();
         assert_eq!(
             lock(&w, &me),
-            Held {
+            Ok(Held {
                 active: 1,
                 recovered: true
-            }
+            })
         );
         assert_eq!(holder(&w), 7);
         unlock(&w, 0);
         assert_eq!(w.load(Ordering::Relaxed), 0);
+    }
+
+    /// Counts relax calls (one per spin that found the lock held).
+    fn counting(calls: &core::sync::atomic::AtomicU32) {
+        calls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    #[test]
+    fn a_live_holder_that_never_unlocks_gives_busy_and_the_word_is_untouched() {
+        static CALLS: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+        fn relax(_: u32) {
+            counting(&CALLS);
+        }
+        // Held by id 9, alive: a stopped process, or a forged word.
+        let w = AtomicU32::new(ACTIVE_BIT | 9);
+        let me = Owner::new(7, always_alive)
+            .unwrap()
+            .with_relax(relax)
+            .with_busy_after(4 * CHECK_EVERY);
+        assert_eq!(lock(&w, &me), Err(Error::Busy));
+        assert_eq!(w.load(Ordering::Relaxed), ACTIVE_BIT | 9, "nothing written");
+        assert_eq!(
+            CALLS.load(Ordering::Relaxed),
+            4 * CHECK_EVERY - 1,
+            "gave up at the bound, not before"
+        );
+        // The real bound is the same code with another number.
+        assert_eq!(Owner::new(7, alive).unwrap().busy_after(), BUSY_AFTER);
+        assert_eq!(Owner::SINGLE_PROCESS.busy_after(), BUSY_AFTER);
+    }
+
+    #[test]
+    fn the_count_starts_again_whenever_the_word_changes() {
+        static WORD: AtomicU32 = AtomicU32::new(0);
+        static CALLS: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+        const BOUND: u32 = 4 * CHECK_EVERY;
+        /// Another live holder takes over every BOUND / 2 spins, 3 times:
+        /// progress, each time.
+        fn relax(_: u32) {
+            let n = CALLS.fetch_add(1, Ordering::Relaxed) + 1;
+            if n.is_multiple_of(BOUND / 2) && n <= 3 * (BOUND / 2) {
+                WORD.store(10 + n / (BOUND / 2), Ordering::Relaxed);
+            }
+        }
+        WORD.store(9, Ordering::Relaxed);
+        let me = Owner::new(7, always_alive)
+            .unwrap()
+            .with_relax(relax)
+            .with_busy_after(BOUND);
+        assert_eq!(lock(&WORD, &me), Err(Error::Busy));
+        assert_eq!(holder(&WORD), 13, "the last holder keeps its lock");
+        // Three changes, each BOUND / 2 spins apart, then BOUND unchanged.
+        assert_eq!(CALLS.load(Ordering::Relaxed), 3 * (BOUND / 2) + BOUND - 1);
+    }
+
+    #[test]
+    fn a_holder_that_unlocks_before_the_bound_hands_the_lock_over() {
+        static WORD: AtomicU32 = AtomicU32::new(0);
+        fn relax(spins: u32) {
+            if spins == 3 * CHECK_EVERY {
+                unlock(&WORD, 1);
+            }
+        }
+        WORD.store(9, Ordering::Relaxed);
+        let me = Owner::new(7, always_alive)
+            .unwrap()
+            .with_relax(relax)
+            .with_busy_after(4 * CHECK_EVERY);
+        assert_eq!(
+            lock(&WORD, &me),
+            Ok(Held {
+                active: 1,
+                recovered: false
+            })
+        );
+        assert_eq!(holder(&WORD), 7);
+    }
+
+    #[test]
+    fn a_dead_holder_is_taken_over_before_busy() {
+        // Dead per `alive`: taken over at the first check even with a bound
+        // of one check period.
+        let w = AtomicU32::new(9);
+        let me = Owner::new(7, alive).unwrap().with_busy_after(CHECK_EVERY);
+        assert_eq!(
+            lock(&w, &me),
+            Ok(Held {
+                active: 0,
+                recovered: true
+            })
+        );
     }
 }

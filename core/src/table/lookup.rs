@@ -148,14 +148,15 @@ impl<'a> Table<'a> {
         None
     }
 
-    /// Finds `k` and returns its entry locked, or `None`.
+    /// Finds `k` and returns its entry locked: [`Error::NoPipe`] if there is
+    /// none, [`Error::Busy`] if its lock stays held (see [`lock`](super::lock)).
     #[inline(always)]
-    pub(crate) fn find(&self, k: &Key) -> Option<Guard<'a>> {
+    pub(crate) fn find(&self, k: &Key) -> Result<Guard<'a>, Error> {
         loop {
-            let idx = self.locate(k)?;
-            let g = self.lock_idx(idx);
+            let idx = self.locate(k).ok_or(Error::NoPipe)?;
+            let g = self.lock_idx(idx)?;
             if self.matches(idx, k, g.e[E_META].load(Ordering::Relaxed)) {
-                return Some(g);
+                return Ok(g);
             }
             // Removed or replaced between the probe and the lock: again.
         }

@@ -46,6 +46,24 @@
 //! by one insert lock in the header (also taken over from dead holders), so a
 //! key is never inserted twice. No OS lock is used.
 //!
+//! Nobody can hang anybody: a waiter whose lock stays held by a live holder
+//! (a stopped process, a forged lock word) gives up after a bounded number
+//! of spins with [`Error::Busy`] and changes nothing (see [`lock`]). An
+//! operation returns `Busy`; the listings ([`Table::entry_at`],
+//! [`Table::iter`]) leave out an entry whose lock stays held, and
+//! [`Table::clean_unused`] leaves it alone, after one bounded wait per such
+//! entry; [`Table::active`] and [`Table::len`] take no entry lock. An
+//! insert passes over a free slot that stays locked, and eviction over a
+//! candidate that does. Locks are taken in one order: the controller's,
+//! then the insert lock, then entries (several in ascending slot order).
+//!
+//! # Corrupted memory
+//! Memory overwritten by someone else (a stray write in a process sharing
+//! the region, a forged file) is survived: every operation returns, with a
+//! result or an error ([`Error::Corrupt`] where stored state does not
+//! decode), and never panics, reads out of bounds or loops without bound.
+//! What it returns for overwritten entries is whatever they now say.
+//!
 //! # When full
 //! An insert with no free slot in its probe window evicts an idle entry (no
 //! slot held, its window over), the least recently used of at most
@@ -61,6 +79,7 @@
 
 mod balance;
 pub(crate) mod codec;
+mod ctrl;
 mod hash;
 mod layout;
 mod leases;
@@ -83,8 +102,8 @@ use lock::{AtomicU32, Ordering};
 use lookup::{key_error, Key};
 
 use crate::{
-    Algorithm, Error, Gains, IntervalLimit, Limiter, MaxZero, PidController, Release, Shared,
-    SlotVerdict, Slots, Stats, Verdict, Window,
+    Algorithm, Error, IntervalLimit, Limiter, MaxZero, Release, Shared, SlotVerdict, Slots, Stats,
+    Verdict, Window,
 };
 
 /// Longest key, in bytes.
@@ -93,6 +112,8 @@ pub const MAX_KEY_LEN: usize = 64;
 pub const MAX_CAPACITY: usize = 1 << 24;
 /// Slots probed from a key's home slot.
 pub const PROBE_LIMIT: usize = 32;
+// Probe positions fit the bits of a u32 (insert_locked's busy mask).
+const _: () = assert!(PROBE_LIMIT <= 32);
 /// Idle entries compared when evicting.
 pub const EVICT_CANDIDATES: usize = 3;
 /// Most members in a balancing group.
@@ -357,10 +378,11 @@ impl<'a> Table<'a> {
         self.epoch
     }
 
+    /// Locks entry `idx`: [`Error::Busy`] if its holder stays (see [`lock`]).
     #[inline(always)]
-    fn lock_idx(&self, idx: usize) -> Guard<'a> {
-        let e = &self.entries[idx];
-        let held = lock::lock(&e[E_LOCK], &self.owner);
+    fn lock_idx(&self, idx: usize) -> Result<Guard<'a>, Error> {
+        let e = self.entries.get(idx).ok_or(Error::Corrupt)?;
+        let held = lock::lock(&e[E_LOCK], &self.owner)?;
         let g = Guard {
             e,
             idx,
@@ -369,7 +391,7 @@ impl<'a> Table<'a> {
         if held.recovered {
             return self.recover(g);
         }
-        g
+        Ok(g)
     }
 
     /// Finds `k`, or inserts the cell `make` builds, and returns the entry
@@ -380,27 +402,50 @@ impl<'a> Table<'a> {
         now: u64,
         make: impl FnOnce() -> Result<Cell, Error>,
     ) -> Result<(Guard<'a>, bool), Error> {
-        if let Some(g) = self.find(k) {
-            return Ok((g, false));
+        match self.find(k) {
+            Ok(g) => return Ok((g, false)),
+            Err(Error::NoPipe) => {}
+            Err(e) => return Err(e),
         }
         let cell = make()?;
         let ins = &self.hdr[H_INSERT_LOCK];
-        let held = lock::lock(ins, &self.owner);
+        let held = lock::lock(ins, &self.owner)?;
         let result = self.insert_locked(k, now, &cell);
         lock::unlock(ins, held.active);
         result
     }
 
     fn insert_locked(&self, k: &Key, now: u64, cell: &Cell) -> Result<(Guard<'a>, bool), Error> {
-        if let Some(g) = self.find(k) {
-            return Ok((g, false));
+        match self.find(k) {
+            Ok(g) => return Ok((g, false)),
+            Err(Error::NoPipe) => {}
+            Err(e) => return Err(e),
         }
-        let free = self.probe(k).find(|&idx| {
-            meta_state(self.entries[idx][E_META].load(Ordering::Acquire)) != STATE_USED
-        });
+        // The first free slot whose lock can be taken. One that stays
+        // locked is passed over, and marked (by probe position) so that
+        // eviction does not wait for it again.
+        let mut free = None;
+        let mut busy = 0u32;
+        for (i, idx) in self.probe(k).enumerate() {
+            if meta_state(self.entries[idx][E_META].load(Ordering::Acquire)) == STATE_USED {
+                continue;
+            }
+            match self.lock_idx(idx) {
+                Ok(g) => {
+                    free = Some(g);
+                    break;
+                }
+                Err(Error::Busy) => busy |= 1 << i,
+                Err(e) => return Err(e),
+            }
+        }
         let g = match free {
-            Some(idx) => self.lock_idx(idx),
-            None => self.evict(k, now)?,
+            Some(g) => g,
+            None => match self.evict(k, now, busy) {
+                // A free slot exists but stays locked: try again later.
+                Err(Error::Full) if busy != 0 => return Err(Error::Busy),
+                r => r?,
+            },
         };
         // Only inserts (under the insert lock) turn a free slot into a used one.
         let e = g.e;
@@ -419,12 +464,21 @@ impl<'a> Table<'a> {
 
     /// Evicts the least recently used idle entry of at most
     /// [`EVICT_CANDIDATES`] in `k`'s probe window and returns its slot locked
-    /// and free; [`Error::Full`] if none is idle.
-    fn evict(&self, k: &Key, now: u64) -> Result<Guard<'a>, Error> {
+    /// and free; [`Error::Full`] if none is idle. An entry that stays locked
+    /// is not idle; neither are the probe positions set in `skip` (found
+    /// locked already).
+    fn evict(&self, k: &Key, now: u64, skip: u32) -> Result<Guard<'a>, Error> {
         let mut best: Option<(usize, u64)> = None;
         let mut seen = 0;
-        for idx in self.probe(k) {
-            let g = self.lock_idx(idx);
+        for (i, idx) in self.probe(k).enumerate() {
+            if skip & (1 << i) != 0 {
+                continue;
+            }
+            let g = match self.lock_idx(idx) {
+                Ok(g) => g,
+                Err(Error::Busy) => continue,
+                Err(e) => return Err(e),
+            };
             if self.idle(&g, now) {
                 let used = g.last_used();
                 if best.is_none_or(|(_, b)| used < b) {
@@ -437,7 +491,7 @@ impl<'a> Table<'a> {
             }
         }
         let (idx, _) = best.ok_or(Error::Full)?;
-        let g = self.lock_idx(idx);
+        let g = self.lock_idx(idx)?;
         if !self.idle(&g, now) {
             // It was used between the two looks: give up rather than wait.
             return Err(Error::Full);
@@ -475,22 +529,22 @@ impl<'a> Table<'a> {
     /// Repairs an entry whose holder died: what lies outside the buffers.
     #[cold]
     #[inline(never)]
-    fn recover(&self, g: Guard<'a>) -> Guard<'a> {
+    fn recover(&self, g: Guard<'a>) -> Result<Guard<'a>, Error> {
         if meta_state(g.e[E_META].load(Ordering::Relaxed)) != STATE_USED {
             // It may have died deleting the entry, between marking it free
             // and freeing its lease records: no record may name a free entry.
             leases::free_all_of(self, g.idx);
-            return g;
+            return Ok(g);
         }
         let Ok(mut cell) = decode(&g.read(), self.epoch) else {
-            return g;
+            return Ok(g);
         };
         if leases::recount(self, &g, &mut cell) {
             let idx = g.idx;
             g.commit(&cell);
             return self.lock_idx(idx);
         }
-        g
+        Ok(g)
     }
 
     fn cell(&self, g: &Guard<'_>) -> Result<Cell, Error> {
@@ -605,7 +659,7 @@ impl<'a> Table<'a> {
         let Some(k) = self.try_key(key) else {
             return Err(key_error(key));
         };
-        let g = self.find(&k).ok_or(Error::NoPipe)?;
+        let g = self.find(&k)?;
         let shared = self.shared();
         self.update_rate(
             g,
@@ -618,8 +672,16 @@ impl<'a> Table<'a> {
     /// pipelimit `pl_check(name, algorithm, limit)`: creates the pipe with the
     /// table's window if it does not exist; if it does, its algorithm is kept
     /// and its limit replaced when `limit > 0`. Then counts and decides one
-    /// request. Creating a FEEDBACK pipe also sets the table's setpoint to
-    /// `limit` percent.
+    /// request. Creating a FEEDBACK pipe, or naming a FEEDBACK pipe with
+    /// `limit > 0`, also sets the table's setpoint to `limit` percent.
+    ///
+    /// When `algorithm` is FEEDBACK and `limit` is not the setpoint, the
+    /// controller is locked before the pipe, so that a controller that
+    /// stays locked ([`Error::Busy`]) fails the call before anything
+    /// changed. A FEEDBACK pipe named with another algorithm (or a setpoint
+    /// changed by another caller meanwhile) gets its setpoint after the
+    /// check, best effort: if the controller stays locked then, the verdict
+    /// stands and a later call sets it.
     pub fn check_or_create(
         &self,
         key: &[u8],
@@ -629,6 +691,16 @@ impl<'a> Table<'a> {
     ) -> Result<Verdict, Error> {
         let Some(k) = self.try_key(key) else {
             return Err(key_error(key));
+        };
+        let percent = u32::try_from(limit).ok().filter(|&p| p <= 100);
+        // Locks are taken controller first, then insert lock, then entries.
+        let ctrl = match percent {
+            Some(p)
+                if algorithm == Algorithm::Feedback && u32::from(self.setpoint_percent()) != p =>
+            {
+                Some(self.ctrl_lock()?)
+            }
+            _ => None,
         };
         let (g, created) = self.find_or_insert(&k, now, || {
             let l = Limiter::new(algorithm, limit, self.window)?;
@@ -652,28 +724,47 @@ impl<'a> Table<'a> {
                 Ok((v, fb))
             },
         )?;
+        if !feedback {
+            return Ok(verdict);
+        }
         // The range was checked by Limiter::new / set_limit (0..=100).
-        let percent = u32::try_from(limit).unwrap_or(0);
-        if feedback && u32::from(self.setpoint_percent()) != percent {
-            self.set_setpoint(percent)?;
+        let percent = percent.unwrap_or(0);
+        match ctrl {
+            Some(c) => c.update(|c| c.set_setpoint_percent(percent))?,
+            None if u32::from(self.setpoint_percent()) != percent => {
+                match self.set_setpoint(percent) {
+                    // The verdict is committed: it stands.
+                    Ok(()) | Err(Error::Busy) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            None => {}
         }
         Ok(verdict)
     }
 
     /// pipelimit `pl_active(name)`: whether a pipe with this key exists.
+    /// Read without locking the entry, so a holder that stays does not make
+    /// it [`Error::Busy`].
     pub fn active(&self, key: &[u8]) -> Result<bool, Error> {
         let k = self.key(key)?;
-        Ok(self.find(&k).is_some())
+        Ok(self.locate(&k).is_some())
     }
 
     /// pipelimit `pl.set_pipe`: creates the pipe or replaces its algorithm
     /// and limit. Same algorithm: the limit is replaced and the counters kept.
     /// Another algorithm: the pipe starts afresh, except that a SLOTS entry
     /// holding slots is not replaced ([`Error::WrongAlgorithm`]). A FEEDBACK
-    /// pipe's limit becomes the table's setpoint.
+    /// pipe's limit becomes the table's setpoint (the controller is locked
+    /// first: if it stays locked, nothing changes).
     pub fn set(&self, key: &[u8], algorithm: Algorithm, limit: i64, now: u64) -> Result<(), Error> {
         let k = self.key(key)?;
         let fresh = Cell::new(Limiter::new(algorithm, limit, self.window)?);
+        // Locks are taken controller first, then insert lock, then entries.
+        let ctrl = match algorithm {
+            Algorithm::Feedback => Some(self.ctrl_lock()?),
+            _ => None,
+        };
         let (g, created) = self.find_or_insert(&k, now, || Ok(fresh))?;
         if !created {
             self.update(g, now, |c| {
@@ -687,8 +778,9 @@ impl<'a> Table<'a> {
                 }
             })?;
         }
-        if algorithm == Algorithm::Feedback {
-            self.set_setpoint(u32::try_from(limit).unwrap_or(0))?;
+        if let Some(c) = ctrl {
+            // The range was checked by Limiter::new (0..=100).
+            c.update(|c| c.set_setpoint_percent(u32::try_from(limit).unwrap_or(0)))?;
         }
         Ok(())
     }
@@ -696,7 +788,7 @@ impl<'a> Table<'a> {
     /// Deletes an entry ([`Error::NoPipe`] if absent); its leases end.
     pub fn remove(&self, key: &[u8]) -> Result<(), Error> {
         let k = self.key(key)?;
-        let g = self.find(&k).ok_or(Error::NoPipe)?;
+        let g = self.find(&k)?;
         self.free_entry(&g);
         Ok(())
     }
@@ -704,7 +796,7 @@ impl<'a> Table<'a> {
     /// What a listing shows of one entry at `now` (pl.list name, limit_usage).
     pub fn get(&self, key: &[u8], now: u64) -> Result<Stats, Error> {
         let k = self.key(key)?;
-        let g = self.find(&k).ok_or(Error::NoPipe)?;
+        let g = self.find(&k)?;
         let cell = self.cell(&g)?;
         Ok(cell
             .limiter
@@ -715,7 +807,7 @@ impl<'a> Table<'a> {
     /// now (a GCRA forgets its history; SLOTS are left alone).
     pub fn interval_reset(&self, key: &[u8], now: u64) -> Result<(), Error> {
         let k = self.key(key)?;
-        let g = self.find(&k).ok_or(Error::NoPipe)?;
+        let g = self.find(&k)?;
         self.update(g, now, |c| {
             c.limiter.reset();
             Ok(())
@@ -789,7 +881,7 @@ impl<'a> Table<'a> {
         let Some(k) = self.try_key(key) else {
             return Err(key_error(key));
         };
-        let g = self.find(&k).ok_or(Error::NoPipe)?;
+        let g = self.find(&k)?;
         self.update_slots(
             g,
             now,
@@ -812,7 +904,7 @@ impl<'a> Table<'a> {
     /// expired leases.
     pub fn usage(&self, key: &[u8], now: u64) -> Result<u32, Error> {
         let k = self.key(key)?;
-        let g = self.find(&k).ok_or(Error::NoPipe)?;
+        let g = self.find(&k)?;
         self.update(g, now, |c| match &c.limiter {
             Limiter::Slots(s) => Ok(s.usage()),
             _ => Err(Error::WrongAlgorithm),
@@ -823,7 +915,8 @@ impl<'a> Table<'a> {
     /// request for `intervals` whole windows, as pipelimit's `clean_unused`
     /// does at its timer ticks: a pipe last used in window `w` goes once the
     /// current window is `w + intervals + 1` or later. 0 deletes nothing.
-    /// Returns how many entries were deleted.
+    /// Returns how many entries were deleted. An entry whose lock stays held
+    /// by a live holder (see [`lock`]) is left alone.
     pub fn clean_unused(&self, intervals: u32, now: u64) -> usize {
         if intervals == 0 {
             return 0;
@@ -833,7 +926,7 @@ impl<'a> Table<'a> {
             if meta_state(self.entries[idx][E_META].load(Ordering::Acquire)) != STATE_USED {
                 continue;
             }
-            let g = self.lock_idx(idx);
+            let Ok(g) = self.lock_idx(idx) else { continue };
             if meta_state(g.e[E_META].load(Ordering::Relaxed)) != STATE_USED {
                 continue;
             }
@@ -858,13 +951,15 @@ impl<'a> Table<'a> {
     }
 
     /// The entry at slot `index` as a listing shows it at `now`, or `None`
-    /// if that slot is free. Slots run from 0 to [`Table::capacity`].
+    /// if that slot is free, its state does not decode, or its lock stays
+    /// held by a live holder (see [`lock`]): such an entry is left out.
+    /// Slots run from 0 to [`Table::capacity`].
     pub fn entry_at(&self, index: usize, now: u64) -> Option<EntryInfo> {
         let e = self.entries.get(index)?;
         if meta_state(e[E_META].load(Ordering::Acquire)) != STATE_USED {
             return None;
         }
-        let g = self.lock_idx(index);
+        let g = self.lock_idx(index).ok()?;
         let m = e[E_META].load(Ordering::Relaxed);
         if meta_state(m) != STATE_USED {
             return None;
@@ -886,13 +981,15 @@ impl<'a> Table<'a> {
     }
 
     /// Every entry as a listing shows it at `now`, without allocating. Entries
-    /// inserted or removed during the walk may or may not be seen.
+    /// inserted or removed during the walk may or may not be seen. An entry
+    /// that [`Table::entry_at`] leaves out (its state does not decode, or
+    /// its lock stays held by a live holder) is not listed.
     pub fn iter(&self, now: u64) -> impl Iterator<Item = EntryInfo> + 'a {
         let t = *self;
         (0..t.entries.len()).filter_map(move |i| t.entry_at(i, now))
     }
 
-    /// Number of entries in use (walks the table).
+    /// Number of entries in use (walks the table, without locks).
     pub fn len(&self) -> usize {
         self.entries
             .iter()
@@ -904,91 +1001,12 @@ impl<'a> Table<'a> {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
-
-    fn ctrl_read(&self, active: u32) -> PidController {
-        let base = H_CTRL + active as usize * CTRL_WORDS;
-        let f = |i: usize| {
-            f64::from_bits(
-                u64::from(self.hdr[base + 2 * i].load(Ordering::Relaxed))
-                    | (u64::from(self.hdr[base + 2 * i + 1].load(Ordering::Relaxed)) << 32),
-            )
-        };
-        let gains = Gains {
-            kp: f(1),
-            ki: f(2),
-            kd: f(3),
-        };
-        let rate = self.hdr[base + 14].load(Ordering::Relaxed) as u8;
-        PidController::from_parts(f(0), gains, f(4), f(5), f(6), rate).unwrap_or_default()
-    }
-
-    /// Runs `f` on the shared controller under the header's controller lock
-    /// and commits it (double-buffered like entries).
-    fn ctrl_update<T>(
-        &self,
-        f: impl FnOnce(&mut PidController) -> Result<T, Error>,
-    ) -> Result<T, Error> {
-        let word = &self.hdr[H_CTRL_LOCK];
-        let held = lock::lock(word, &self.owner);
-        let mut c = self.ctrl_read(held.active);
-        let out = match f(&mut c) {
-            Ok(out) => out,
-            Err(e) => {
-                lock::unlock(word, held.active);
-                return Err(e);
-            }
-        };
-        let next = held.active ^ 1;
-        region::write_ctrl(self.hdr, next, &c);
-        self.hdr[H_DROP_RATE].store(u32::from(c.drop_rate()), Ordering::Relaxed);
-        // The setpoint is always percent / 100, so rounding recovers the percent.
-        let percent = (c.setpoint() * 100.0 + 0.5) as u32;
-        self.hdr[H_SETPOINT].store(percent, Ordering::Relaxed);
-        lock::unlock(word, next);
-        Ok(out)
-    }
-
-    /// A copy of the shared FEEDBACK controller (`pl.get_pid`).
-    pub fn pid_get(&self) -> PidController {
-        let word = &self.hdr[H_CTRL_LOCK];
-        let held = lock::lock(word, &self.owner);
-        let c = self.ctrl_read(held.active);
-        lock::unlock(word, held.active);
-        c
-    }
-
-    /// Sets the PID gains (`pl.set_pid`); non-finite gains are refused.
-    pub fn pid_set(&self, gains: Gains) -> Result<(), Error> {
-        self.ctrl_update(|c| c.set_gains(gains))
-    }
-
-    /// Sets the FEEDBACK setpoint in percent (0..=100).
-    pub fn set_setpoint(&self, percent: u32) -> Result<(), Error> {
-        self.ctrl_update(|c| c.set_setpoint_percent(percent))
-    }
-
-    /// The FEEDBACK setpoint in percent, read without the controller lock.
-    pub fn setpoint_percent(&self) -> u8 {
-        self.hdr[H_SETPOINT].load(Ordering::Relaxed) as u8
-    }
-
-    /// Pushes a measured or forced load in `0.0..=1.0` (`pl.push_load`): one
-    /// controller update, shared by every process; returns the new drop rate.
-    pub fn push_load(&self, load: f64) -> Result<u8, Error> {
-        self.ctrl_update(|c| c.update(load))
-    }
-
-    /// Pushes the bytes waiting on the host's network queues for NETWORK
-    /// pipes. Stored saturated at `u32::MAX` (4 GiB); NETWORK limits are
-    /// `u32`, so the verdicts are the same except for a limit of `u32::MAX`.
-    pub fn push_network(&self, bytes_waiting: u64) {
-        let v = u32::try_from(bytes_waiting).unwrap_or(u32::MAX);
-        self.hdr[H_BYTES_WAITING].store(v, Ordering::Relaxed);
-    }
 }
 
 #[cfg(all(test, not(loom)))]
 mod tests;
+#[cfg(all(test, not(loom)))]
+mod tests_busy;
 
 /// A table in leaked heap memory built from loom's atomics, for loom models
 /// (`RUSTFLAGS="--cfg loom" cargo test --test loom --release`).

@@ -191,6 +191,9 @@ impl<const N: usize, const L: usize> StaticTable<N, L> {
     /// Initializes the table on the first call (windows of `interval_ns`
     /// from `epoch`, hash `seed`) and returns a handle; later calls, from any
     /// thread, return a handle on the same table and ignore the settings.
+    /// A call that finds another thread initializing waits for it, at most
+    /// as long as for a lock ([`Error::Busy`]: see
+    /// [`lock`](super::lock#bounded-waits)).
     pub fn init(
         &self,
         interval_ns: u64,
@@ -213,8 +216,15 @@ impl<const N: usize, const L: usize> StaticTable<N, L> {
         {
             write_header(&self.header, &config);
         } else {
+            // Another thread is writing the header (some fifty stores): a
+            // bounded wait, as for locks, in case this memory was overwritten.
+            let mut spins = 0u32;
             while magic.load(Ordering::Acquire) == INITIALIZING {
-                core::hint::spin_loop();
+                spins += 1;
+                if spins >= owner.busy_after() {
+                    return Err(Error::Busy);
+                }
+                owner.relax(spins);
             }
         }
         self.table(owner)
@@ -231,7 +241,22 @@ impl<const N: usize, const L: usize> StaticTable<N, L> {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::super::{Config, Owner, Table};
+    use super::{StaticTable, H_MAGIC, INITIALIZING};
+    use crate::table::lock::{Ordering, CHECK_EVERY};
     use crate::{Algorithm, Error, Verdict};
+
+    #[test]
+    fn a_static_table_stuck_initializing_is_busy_not_a_hang() {
+        static T: StaticTable<4, 0> = StaticTable::new();
+        // As if a thread had started the header and never finished it.
+        T.header[H_MAGIC].store(INITIALIZING, Ordering::Relaxed);
+        let o = Owner::SINGLE_PROCESS.with_busy_after(CHECK_EVERY);
+        assert_eq!(T.init(1, 0, 0, o).unwrap_err(), Error::Busy);
+        assert_eq!(T.table(o).unwrap_err(), Error::NotATable);
+        // Once nobody is initializing, the next call does it.
+        T.header[H_MAGIC].store(0, Ordering::Relaxed);
+        assert!(T.init(1, 0, 0, o).is_ok());
+    }
 
     #[test]
     fn raw_init_and_attach_share_one_table() {

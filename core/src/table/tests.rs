@@ -2,7 +2,7 @@
 //! concurrency is tested in tests/ and under loom).
 
 use super::*;
-use crate::{Release, SlotVerdict, Verdict};
+use crate::{Gains, Release, SlotVerdict, Verdict};
 
 const S: u64 = 1_000_000_000;
 
@@ -247,7 +247,7 @@ fn set_replaces_algorithm_and_feedback_sets_the_setpoint() {
         assert_eq!((st.algorithm, st.limit, st.counter), (Algorithm::Red, 2, 0));
         assert_eq!(t.set(b"p", Algorithm::Red, 0, 7), Err(Error::InvalidLimit));
         t.set(b"fb", Algorithm::Feedback, 50, 0).unwrap();
-        assert_eq!(t.pid_get().setpoint(), 0.5);
+        assert_eq!(t.pid_get().unwrap().setpoint(), 0.5);
         assert_eq!(t.get(b"fb", 0).unwrap().limit, 50);
         // A slots entry holding slots keeps its algorithm.
         assert_eq!(t.acquire(b"room", 3, 0), Ok(SlotVerdict::Acquired));
@@ -271,7 +271,7 @@ fn feedback_controller_is_shared_and_matches_the_worked_example() {
         assert_eq!(t.push_load(0.9), Ok(30));
         assert_eq!(t.push_load(1.5), Err(Error::InvalidLoad));
         assert_eq!(t.shared().drop_rate, 30);
-        let c = t.pid_get();
+        let c = t.pid_get().unwrap();
         assert!((c.int_err() + 1.2).abs() < 1e-12);
         // 30 of the next 100 requests drop.
         let drops = (0..100)
@@ -284,11 +284,11 @@ fn feedback_controller_is_shared_and_matches_the_worked_example() {
             kd: 0.5,
         };
         t.pid_set(g).unwrap();
-        assert_eq!(t.pid_get().gains(), g);
+        assert_eq!(t.pid_get().unwrap().gains(), g);
         let bad = Gains { kp: f64::NAN, ..g };
         assert_eq!(t.pid_set(bad), Err(Error::InvalidGain));
         assert_eq!(t.set_setpoint(101), Err(Error::InvalidLimit));
-        assert_eq!(t.pid_get().gains(), g);
+        assert_eq!(t.pid_get().unwrap().gains(), g);
     });
 }
 

@@ -1,0 +1,263 @@
+//! Unit tests of bounded waits: lock words that name a holder that is alive
+//! and never unlocks (a stopped process, a forged word) give
+//! [`Error::Busy`], change nothing, and stop nobody else. The owner here
+//! gives up after [`lock::CHECK_EVERY`] spins instead of
+//! [`lock::BUSY_AFTER`], so these run fast, under Miri too; `tests/busy.rs` runs the real bound
+//! with real processes.
+
+use super::*;
+use crate::{Gains, Release, SlotVerdict, Verdict};
+
+const S: u64 = 1_000_000_000;
+/// The id of the live holder that never unlocks.
+const STUCK: u32 = 2;
+
+/// Id 1, every id alive, no pause between spins, `Busy` after one
+/// liveness check period (the unit tests run under Miri too).
+fn owner() -> Owner {
+    Owner::new(1, |_| true)
+        .unwrap()
+        .with_relax(|_| {})
+        .with_busy_after(lock::CHECK_EVERY)
+}
+
+fn with_table<R>(capacity: usize, f: impl FnOnce(Table<'_>) -> R) -> R {
+    let c = Config {
+        capacity,
+        lease_capacity: capacity,
+        interval_ns: 10 * S,
+        epoch: 0,
+        seed: 0x1234_5678,
+    };
+    let need = Table::size_for(&c).unwrap();
+    let mut mem = vec![0u8; need + 8];
+    let off = mem.as_ptr().align_offset(8);
+    let t = Table::init_in(&mut mem[off..off + need], &c, owner()).unwrap();
+    f(t)
+}
+
+fn idx_of(t: &Table<'_>, key: &[u8]) -> usize {
+    t.find(&t.key(key).unwrap()).map(|g| g.idx).unwrap()
+}
+
+/// Makes the lock word `word` look held by [`STUCK`], keeping its buffer bit;
+/// returns the word as it was.
+fn forge(word: &AtomicU32) -> u32 {
+    let was = word.load(Ordering::Relaxed);
+    word.store((was & 0x8000_0000) | STUCK, Ordering::Relaxed);
+    was
+}
+
+#[test]
+fn an_entry_locked_by_a_live_holder_is_busy_and_stops_nobody_else() {
+    with_table(8, |t| {
+        assert_eq!(
+            t.check_or_create(b"stuck", Algorithm::Taildrop, 5, 0),
+            Ok(Verdict::Pass)
+        );
+        assert_eq!(
+            t.check_or_create(b"free", Algorithm::Taildrop, 2, 0),
+            Ok(Verdict::Pass)
+        );
+        assert_eq!(t.acquire(b"slots", 3, 0), Ok(SlotVerdict::Acquired));
+        let LeaseVerdict::Acquired(lease) = t.lease_acquire(b"slots", 3, None, 0).unwrap() else {
+            panic!("refused")
+        };
+        let stuck = idx_of(&t, b"stuck");
+        let before = t.get(b"stuck", 0).unwrap();
+        let was = forge(&t.entries[stuck][E_LOCK]);
+
+        // Every operation on it gives up.
+        assert_eq!(t.check(b"stuck", 1), Err(Error::Busy));
+        assert_eq!(
+            t.check_or_create(b"stuck", Algorithm::Taildrop, 9, 1),
+            Err(Error::Busy)
+        );
+        assert_eq!(t.get(b"stuck", 1), Err(Error::Busy));
+        assert_eq!(t.set(b"stuck", Algorithm::Red, 4, 1), Err(Error::Busy));
+        assert_eq!(t.interval_reset(b"stuck", 1), Err(Error::Busy));
+        assert_eq!(t.remove(b"stuck"), Err(Error::Busy));
+        assert_eq!(
+            t.rate_check(b"stuck", 3, S, false, MaxZero::RefuseAll, 1),
+            Err(Error::Busy)
+        );
+        assert_eq!(t.acquire(b"stuck", 3, 1), Err(Error::Busy));
+        assert_eq!(t.release(b"stuck", 1), Err(Error::Busy));
+        assert_eq!(t.usage(b"stuck", 1), Err(Error::Busy));
+        assert_eq!(t.lease_acquire(b"stuck", 3, None, 1), Err(Error::Busy));
+        assert_eq!(t.release_lease_of(b"stuck", 1), Err(Error::Busy));
+        assert_eq!(
+            t.balance_acquire(&[b"slots", b"stuck"], 5, -1, 1),
+            Err(Error::Busy)
+        );
+        // Existence needs no entry lock; nor does the count.
+        assert_eq!(t.active(b"stuck"), Ok(true));
+        assert_eq!(t.len(), 3);
+
+        // Everybody else goes on, with the right verdicts.
+        assert_eq!(t.check(b"free", 1), Ok(Verdict::Pass));
+        assert_eq!(t.check(b"free", 1), Ok(Verdict::Drop));
+        assert_eq!(t.usage(b"slots", 1), Ok(2), "a plain slot and a lease");
+        assert_eq!(t.release(b"slots", 1), Ok(Release::Released));
+        assert_eq!(t.lease_release(lease, 1), Ok(LeaseRelease::Released));
+        assert_eq!(
+            t.check_or_create(b"new", Algorithm::Taildrop, 1, 1),
+            Ok(Verdict::Pass)
+        );
+        // Listings leave it out; clean_unused leaves it alone.
+        let mut listed: Vec<Vec<u8>> = t.iter(1).map(|e| e.key().to_vec()).collect();
+        listed.sort();
+        assert_eq!(listed, [&b"free"[..], b"new", b"slots"]);
+        assert_eq!(t.entry_at(stuck, 1), None);
+        assert_eq!(t.clean_unused(1, 100 * S), 3, "every other entry is old");
+        assert_eq!(t.len(), 1);
+        assert_eq!(
+            t.entries[stuck][E_LOCK].load(Ordering::Relaxed) & 0x7fff_ffff,
+            STUCK
+        );
+
+        // Once it unlocks, it is as it was: the failed calls changed nothing.
+        t.entries[stuck][E_LOCK].store(was, Ordering::Release);
+        assert_eq!(t.get(b"stuck", 2), Ok(before));
+        assert_eq!(t.check(b"stuck", 2), Ok(Verdict::Pass));
+        assert_eq!(t.get(b"stuck", 2).unwrap().counter, before.counter + 1);
+    });
+}
+
+#[test]
+fn a_held_lease_entry_that_stays_locked_keeps_its_lease() {
+    with_table(4, |t| {
+        let LeaseVerdict::Acquired(l) = t.lease_acquire(b"node", 2, Some(5 * S), 0).unwrap() else {
+            panic!("refused")
+        };
+        let idx = idx_of(&t, b"node");
+        let was = forge(&t.entries[idx][E_LOCK]);
+        assert_eq!(t.lease_release(l, 1), Err(Error::Busy));
+        t.entries[idx][E_LOCK].store(was, Ordering::Release);
+        assert_eq!(
+            t.usage(b"node", 2),
+            Ok(1),
+            "the failed release took nothing"
+        );
+        assert_eq!(t.lease_release(l, 2), Ok(LeaseRelease::Released));
+    });
+}
+
+#[test]
+fn inserts_pass_over_slots_that_stay_locked() {
+    with_table(4, |t| {
+        // 4 slots, every key's probe window is the whole table.
+        for k in [b"a", b"b", b"c"] {
+            assert_eq!(t.acquire(k, 1, 0), Ok(SlotVerdict::Acquired));
+        }
+        assert_eq!(
+            t.check_or_create(b"idle", Algorithm::Nop, 0, 0),
+            Ok(Verdict::PassNop)
+        );
+        let idle = idx_of(&t, b"idle");
+        // Eviction passes over a candidate that stays locked: "idle" is the
+        // only idle entry, and it is busy.
+        let was = forge(&t.entries[idle][E_LOCK]);
+        assert_eq!(
+            t.check_or_create(b"new", Algorithm::Nop, 0, 20 * S),
+            Err(Error::Full)
+        );
+        t.entries[idle][E_LOCK].store(was, Ordering::Release);
+        // A free slot that stays locked is passed over too; with no other
+        // way in, the insert is Busy (a free slot exists: try again).
+        assert_eq!(t.remove(b"idle"), Ok(()));
+        let was = forge(&t.entries[idle][E_LOCK]);
+        assert_eq!(
+            t.check_or_create(b"new", Algorithm::Nop, 0, 20 * S),
+            Err(Error::Busy)
+        );
+        assert_eq!(t.len(), 3, "nothing inserted");
+        // With a slot freed elsewhere, the insert goes there.
+        assert_eq!(t.release(b"c", 0), Ok(Release::Released));
+        assert_eq!(t.remove(b"c"), Ok(()));
+        let c = (0..4)
+            .find(|&i| i != idle && t.entry_at(i, 0).is_none())
+            .unwrap();
+        assert_eq!(
+            t.check_or_create(b"new", Algorithm::Nop, 0, 20 * S),
+            Ok(Verdict::PassNop)
+        );
+        assert_eq!(idx_of(&t, b"new"), c);
+        t.entries[idle][E_LOCK].store(was, Ordering::Release);
+    });
+}
+
+#[test]
+fn a_stuck_insert_lock_stops_inserts_only() {
+    with_table(8, |t| {
+        assert_eq!(
+            t.check_or_create(b"old", Algorithm::Taildrop, 2, 0),
+            Ok(Verdict::Pass)
+        );
+        let was = forge(&t.hdr[H_INSERT_LOCK]);
+        assert_eq!(
+            t.check_or_create(b"new", Algorithm::Taildrop, 2, 0),
+            Err(Error::Busy)
+        );
+        assert_eq!(t.acquire(b"new", 2, 0), Err(Error::Busy));
+        assert_eq!(t.set(b"new", Algorithm::Nop, 0, 0), Err(Error::Busy));
+        assert_eq!(
+            t.balance_acquire(&[b"m1", b"m2"], 1, -1, 0),
+            Err(Error::Busy)
+        );
+        assert_eq!(t.len(), 1, "nothing inserted");
+        // Existing keys need no insert.
+        assert_eq!(t.check(b"old", 1), Ok(Verdict::Pass));
+        assert_eq!(
+            t.check_or_create(b"old", Algorithm::Taildrop, 0, 1),
+            Ok(Verdict::Drop)
+        );
+        assert_eq!(t.set(b"old", Algorithm::Taildrop, 9, 1), Ok(()));
+        t.hdr[H_INSERT_LOCK].store(was, Ordering::Release);
+        assert_eq!(
+            t.check_or_create(b"new", Algorithm::Taildrop, 2, 0),
+            Ok(Verdict::Pass)
+        );
+    });
+}
+
+#[test]
+fn a_stuck_controller_fails_feedback_changes_before_anything_changed() {
+    with_table(8, |t| {
+        assert_eq!(t.set(b"fb", Algorithm::Feedback, 50, 0), Ok(()));
+        assert_eq!(
+            t.check_or_create(b"td", Algorithm::Taildrop, 1, 0),
+            Ok(Verdict::Pass)
+        );
+        let pid = t.pid_get().unwrap();
+        let was = forge(&t.hdr[H_CTRL_LOCK]);
+        assert_eq!(t.pid_get(), Err(Error::Busy));
+        assert_eq!(t.push_load(0.5), Err(Error::Busy));
+        assert_eq!(t.pid_set(Gains::DEFAULT), Err(Error::Busy));
+        assert_eq!(t.set_setpoint(10), Err(Error::Busy));
+        // A FEEDBACK pipe with another setpoint: refused before it is made.
+        assert_eq!(t.set(b"fb2", Algorithm::Feedback, 70, 0), Err(Error::Busy));
+        assert_eq!(
+            t.check_or_create(b"fb2", Algorithm::Feedback, 70, 0),
+            Err(Error::Busy)
+        );
+        assert_eq!(t.active(b"fb2"), Ok(false));
+        assert_eq!(t.set(b"fb", Algorithm::Feedback, 70, 0), Err(Error::Busy));
+        assert_eq!(t.get(b"fb", 0).unwrap().limit, 50);
+        // The same setpoint needs no controller; nor do other pipes.
+        assert_eq!(
+            t.check_or_create(b"fb", Algorithm::Feedback, 50, 0),
+            Ok(Verdict::Pass)
+        );
+        assert_eq!(t.check(b"fb", 0), Ok(Verdict::Pass));
+        assert_eq!(t.check(b"td", 0), Ok(Verdict::Drop));
+        assert_eq!(t.setpoint_percent(), 50);
+        t.hdr[H_CTRL_LOCK].store(was, Ordering::Release);
+        assert_eq!(t.pid_get(), Ok(pid), "unchanged");
+        assert_eq!(
+            t.check_or_create(b"fb2", Algorithm::Feedback, 70, 0),
+            Ok(Verdict::Pass)
+        );
+        assert_eq!(t.setpoint_percent(), 70);
+    });
+}
