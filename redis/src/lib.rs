@@ -14,7 +14,7 @@
 //! | --- | --- | --- |
 //! | `FG.CHECK key algorithm limit [INTERVAL ms]` | pipelimit `pl_check` | 1 pass, -1 drop, 2 NOP |
 //! | `FG.RATE key max interval_ms [ALIGNED\|FIRST] [MAXZERO m]` | FreeSWITCH `max/interval` | 1 / -1 |
-//! | `FG.ACQUIRE key max [HOLD ms]` | FreeSWITCH concurrent limit | `[1, lease]` / `[0, ""]` |
+//! | `FG.ACQUIRE key max [HOLD ms] [PLAIN]` | FreeSWITCH concurrent limit | `[1, lease]` / `[0, ""]`; `PLAIN`: the lease or `0` |
 //! | `FG.RELEASE key lease` | hangup | 1 / 0 |
 //! | `FG.USAGE key` | `limit_usage` | slots held |
 //! | `FG.HUB key per_member_max total_max member... [HOLD ms]` | app_rpt hub | `[member, lease]` / `[nil, ""]` |
