@@ -21,7 +21,9 @@ mod common;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
-use common::{map_again, now_ns, pid_owner, Children, Ended, SharedMem, ShmFile, Watchdog};
+use common::{
+    again, map_again, now_ns, pid_owner, Children, Ended, SharedMem, ShmFile, Watchdog, BUSY,
+};
 use floodgate::table::{
     Config, Lease, LeaseRelease, LeaseVerdict, Table, ENTRY_WORDS, HEADER_WORDS,
 };
@@ -120,23 +122,6 @@ macro_rules! ok {
             Err(_) => return E_ERROR,
         }
     };
-}
-
-/// Calls this process made again after [`Error::Busy`] (see [`again`]).
-static BUSY: AtomicU64 = AtomicU64::new(0);
-
-/// Makes the table call `f` until it is not [`Error::Busy`], at most 100
-/// times. `Busy` (a holder that could not run for the whole bounded wait,
-/// which a loaded machine may do to a process) changed nothing, so the call
-/// is not counted and is made again: every count stays exact.
-fn again<T>(mut f: impl FnMut() -> Result<T, Error>) -> Result<T, Error> {
-    for _ in 0..100 {
-        match f() {
-            Err(Error::Busy) => BUSY.fetch_add(1, SeqCst),
-            r => return r,
-        };
-    }
-    f()
 }
 
 fn churn_key(child: usize, i: u64) -> [u8; 3] {

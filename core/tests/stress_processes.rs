@@ -14,9 +14,11 @@ mod common;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
-use common::{map_again, now_ns, pid_owner, Children, Ended, SharedMem, ShmFile, Watchdog};
+use common::{
+    again, map_again, now_ns, pid_owner, Children, Ended, SharedMem, ShmFile, Watchdog, BUSY,
+};
 use floodgate::table::{Balanced, Config, Lease, LeaseRelease, LeaseVerdict, Table};
-use floodgate::{Algorithm, Error, Release, SlotVerdict, Verdict};
+use floodgate::{Algorithm, Release, SlotVerdict, Verdict};
 
 const CHILDREN: usize = 4;
 /// Iterations per child; one iteration is 4 to 14 table calls.
@@ -118,23 +120,6 @@ macro_rules! ok {
             Err(_) => return E_ERROR,
         }
     };
-}
-
-/// Calls this process made again after [`Error::Busy`] (see [`again`]).
-static BUSY: AtomicU64 = AtomicU64::new(0);
-
-/// Makes the table call `f` until it is not [`Error::Busy`], at most 100
-/// times. `Busy` (a holder that could not run for the whole bounded wait,
-/// which a loaded machine may do to a process) changed nothing, so the call
-/// is not counted and is made again: every count stays exact.
-fn again<T>(mut f: impl FnMut() -> Result<T, Error>) -> Result<T, Error> {
-    for _ in 0..100 {
-        match f() {
-            Err(Error::Busy) => BUSY.fetch_add(1, SeqCst),
-            r => return r,
-        };
-    }
-    f()
 }
 
 /// Counts a holder outside the table; false if that makes more than `max`.

@@ -19,7 +19,11 @@
 //! call that gives up with `Error::Busy` changes nothing and is made again
 //! ([`again`]), so it is not counted.
 
+mod common;
+
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::SeqCst};
+
+use common::{again, BUSY};
 use std::sync::{Barrier, OnceLock};
 use std::thread;
 use std::time::Instant;
@@ -54,23 +58,6 @@ const _: () = assert!(
     CHECK_OPS + SLOT_OPS_MIN + BALANCE_OPS + LEASE_OPS_MIN + INSERT_OPS >= 1_000_000,
     "the stress must make at least 1e6 table operations"
 );
-
-/// Calls that gave up with [`Error::Busy`] and were made again (see [`again`]).
-static BUSY: AtomicU64 = AtomicU64::new(0);
-
-/// Makes the table call `f` until it is not [`Error::Busy`], at most 100
-/// times. `Busy` (a holder preempted for the whole bounded wait, which a
-/// loaded machine may do to a spinning thread) changed nothing, so the
-/// call is not counted and is made again: every count below stays exact.
-fn again<T>(mut f: impl FnMut() -> Result<T, Error>) -> Result<T, Error> {
-    for _ in 0..100 {
-        match f() {
-            Err(Error::Busy) => BUSY.fetch_add(1, SeqCst),
-            r => return r,
-        };
-    }
-    f()
-}
 
 /// Monotonic ns since the first call in this process.
 fn now() -> u64 {

@@ -9,12 +9,32 @@
 #![allow(dead_code, unsafe_code)]
 
 use std::ffi::CString;
-use std::sync::atomic::AtomicU32;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::SeqCst};
 use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use floodgate::table::Owner;
+use floodgate::Error;
+
+/// Calls this process (or thread) made again after [`Error::Busy`] (see
+/// [`again`]).
+pub static BUSY: AtomicU64 = AtomicU64::new(0);
+
+/// Makes the table call `f` until it is not [`Error::Busy`], at most 100
+/// times. `Busy` (a holder that could not run for the whole bounded wait,
+/// which a loaded machine may do to a process or a preempted thread)
+/// changed nothing, so the call is not counted and is made again: every
+/// count stays exact. Allocates nothing (forked children call it).
+pub fn again<T>(mut f: impl FnMut() -> Result<T, Error>) -> Result<T, Error> {
+    for _ in 0..100 {
+        match f() {
+            Err(Error::Busy) => BUSY.fetch_add(1, SeqCst),
+            r => return r,
+        };
+    }
+    f()
+}
 
 /// Exit code of a child whose code panicked (it should never).
 pub const PANICKED: i32 = 99;
