@@ -23,6 +23,8 @@
 # What runs, each round in this order, all against the same server:
 #   redis-benchmark -c CLIENTS -P PIPELINE -r KEYSPACE -n N --csv with
 #     SET key:R x                                   the baseline
+#     SET ttl:R x PX 60000                          the baseline with a TTL, as every
+#                                                    key the module writes has one
 #     FG.CHECK pipe:R TAILDROP 1000000 INTERVAL 1000 passes (the common case)
 #     FG.CHECK drop:R TAILDROP 1 INTERVAL 10000      mostly drops (reported apart)
 #     CL.THROTTLE cell:R 100 1000000 1               allowed; the state lives ~1 µs, so
@@ -117,6 +119,7 @@ SHA=$(cli SCRIPT LOAD "$LUA")
 # The redis-benchmark cases: name|command (R is __rand_int__).
 CASES=(
     "SET|SET key:__rand_int__ x"
+    "SET PX|SET ttl:__rand_int__ x PX 60000"
     "FG.CHECK pass|FG.CHECK pipe:__rand_int__ TAILDROP 1000000 INTERVAL 1000"
     "FG.CHECK drop|FG.CHECK drop:__rand_int__ TAILDROP 1 INTERVAL 10000"
     "CL.THROTTLE|CL.THROTTLE cell:__rand_int__ 100 1000000 1"
@@ -135,6 +138,7 @@ expect() { # want, command...
     [[ $got == "$want" ]] || die "$* replied '$got', expected '$want'"
 }
 expect OK SET key:check x
+expect OK SET ttl:check x PX 60000
 expect 1 FG.CHECK pipe:check TAILDROP 1000000 INTERVAL 1000
 expect 1 FG.CHECK drop:check TAILDROP 1 INTERVAL 10000
 expect -1 FG.CHECK drop:check TAILDROP 1 INTERVAL 10000
@@ -143,7 +147,7 @@ expect "0 101 100 -1 1" CL.THROTTLE cellk:check 100 100 60
 expect 1 EVALSHA "$SHA" 1 lua:check 1000000 1
 expect 1 INCR ctr:check
 expect 0 FG.USAGE none:check
-cli DEL key:check pipe:check drop:check cell:check cellk:check lua:check ctr:check >/dev/null
+cli DEL key:check ttl:check pipe:check drop:check cell:check cellk:check lua:check ctr:check >/dev/null
 
 # Main-thread CPU seconds of the server so far.
 server_cpu() {
@@ -289,26 +293,27 @@ echo "## Results (median of $ROUNDS; per-round values in brackets)"
 echo
 echo "redis-benchmark -c $CLIENTS -P $PIPELINE -r $KEYSPACE -n $N, requests/s:"
 echo
-echo "× SET, × Lua: requests/s over SET's (the Lua script's) in the same round, median over rounds."
+echo "× SET, × SET PX, × Lua: requests/s over SET's (SET PX's, the Lua script's) in the same round, median over rounds."
 echo "by CPU: SET's server CPU per request over this command's (what a server-bound run would show)."
 echo
-echo "| command | requests/s | × SET | × Lua | server CPU µs/req | × SET by CPU | server busy | in command µs/req | others (cores) | target |"
-echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+echo "| command | requests/s | × SET | × SET PX | × Lua | server CPU µs/req | × SET by CPU | server busy | in command µs/req | others (cores) | target |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 SET_CPU=$(median "${CPU[SET]}")
 for c in "${CASES[@]}"; do
     name=${c%%|*}
     m=$(median "${RPS[$name]}")
     rs=$(round_ratio "${RPS[$name]}" "${RPS[SET]}")
     rl=$(round_ratio "${RPS[$name]}" "${RPS[Lua INCR+EXPIRE]}")
+    rp=$(round_ratio "${RPS[$name]}" "${RPS[SET PX]}")
     cpu=$(median "${CPU[$name]}")
     t=
     case $name in
         "FG.CHECK pass") t="$(target "$name" "$rs" 0.8 SET); $(target "$name" "$rl" 1.5 Lua)" ;;
         "CL.THROTTLE") t=$(target "$name" "$rs" 0.7 SET) ;;
     esac
-    printf '| %s | %.0f (%s) | %s | %s | %.2f | %s | %.0f%% | %.2f | %s | %s |\n' "$name" "$m" \
+    printf '| %s | %.0f (%s) | %s | %s | %s | %.2f | %s | %.0f%% | %.2f | %s | %s |\n' "$name" "$m" \
         "$(for v in ${RPS[$name]}; do printf '%.0f ' "$v"; done | sed 's/ $//')" \
-        "$rs" "$rl" "$cpu" "$(ratio "$SET_CPU" "$cpu")" "$(median "${BUSY[$name]}")" "$(median "${CMD[$name]}")" \
+        "$rs" "$rp" "$rl" "$cpu" "$(ratio "$SET_CPU" "$cpu")" "$(median "${BUSY[$name]}")" "$(median "${CMD[$name]}")" \
         "$(sed 's/ $//' <<<"${OTHERS[$name]}")" "$t"
 done
 if [[ $PAIRS == 1 ]]; then
