@@ -248,7 +248,9 @@ typedef enum fg_result {
    */
   FG_E_NOT_A_TABLE = -116,
   /**
-   * The memory holds a floodgate table of another layout version.
+   * The memory holds a floodgate table of another layout version (from
+   * another floodgate release; version 1 tables, before buckets and
+   * tags, among them): remove it and create a new one.
    */
   FG_E_LAYOUT_MISMATCH = -117,
   /**
@@ -436,7 +438,8 @@ enum fg_result fg_table_init(void *region,
  * Opens the table another process (or an earlier call) built in
  * `region`, mapped at any address, and fills in `*out`.
  * `FG_E_NOT_A_TABLE` if the memory holds no table, `FG_E_LAYOUT_MISMATCH`
- * if it holds another layout version.
+ * if it holds another layout version (a file left by another floodgate
+ * release: remove it and create a new table).
  *
  * # Safety
  * Pointers must be NULL or valid for what this function reads and

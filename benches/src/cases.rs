@@ -94,15 +94,13 @@ pub fn leaked_region(bytes: usize) -> &'static mut [u8] {
     unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), len) }
 }
 
-/// Entries for `keys` keys: twice as many (50 % load).
+/// Entries for `keys` keys: 90 % load, as the table docs say to size.
 ///
-/// With a probe window of 32 slots and every pipe's window still open
-/// (nothing idle to evict), inserts fail with `Error::Full` from about 50 %
-/// to 55 % load at 100 000 keys, and from about 67 % at 1 000 keys (see
-/// BENCHMARKS.md); the table docs say to size for about 40 %. Twice the
-/// keys is what fits these key counts.
+/// With every pipe's window still open (nothing idle to evict), inserts
+/// first fail with `Error::Full` at about 93 % load at 100 000 and
+/// 1 000 000 entries and 96 % at 1 000 (`core/tests/load.rs`).
 pub fn capacity_for(keys: usize) -> usize {
-    (keys * 2).max(1)
+    (keys * 10).div_ceil(9).max(1)
 }
 
 fn quota() -> Quota {

@@ -12,7 +12,7 @@ use std::os::unix::fs::FileExt;
 use std::time::Duration;
 
 use common::*;
-use floodgate::table::{ENTRY_WORDS, HEADER_WORDS};
+use floodgate::table::{entries_word, ENTRY_WORDS};
 
 /// A watchdog on each run; a busy call takes well under a second.
 const LIMIT: Duration = Duration::from_secs(60);
@@ -25,7 +25,7 @@ const CTRL_LOCK: usize = 13;
 /// lock and the controller lock.
 fn lock_words() -> Vec<usize> {
     (0..CAPACITY)
-        .map(|i| HEADER_WORDS + i * ENTRY_WORDS)
+        .map(|i| entries_word(CAPACITY) + i * ENTRY_WORDS)
         .chain([INSERT_LOCK, CTRL_LOCK])
         .collect()
 }

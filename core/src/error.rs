@@ -29,7 +29,7 @@ pub enum Error {
     EmptyKey,
     /// A key longer than [`MAX_KEY_LEN`](crate::table::MAX_KEY_LEN) bytes.
     KeyTooLong,
-    /// The table has no free entry in the key's probe window and none there
+    /// The table has no free entry in the key's two buckets and none there
     /// is evictable; nothing was changed.
     Full,
     /// No free lease record; nothing was changed.

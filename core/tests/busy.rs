@@ -19,7 +19,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
 use common::{map_again, now_ns, pid_owner, Children, Ended, SharedMem, ShmFile, Watchdog};
-use floodgate::table::{Config, Table, ENTRY_WORDS, HEADER_WORDS};
+use floodgate::table::{entries_word, Config, Table, ENTRY_WORDS};
 use floodgate::{Algorithm, Error, Verdict};
 
 /// Each test, by a watchdog; waits give up 10 s before.
@@ -45,7 +45,7 @@ fn lock_word<'f>(file: &'f ShmFile, t: &Table<'_>, key: &[u8]) -> &'f AtomicU32 
     let idx = (0..t.capacity())
         .find(|&i| t.entry_at(i, 0).is_some_and(|e| e.key() == key))
         .expect("key not found");
-    file.word(HEADER_WORDS + idx * ENTRY_WORDS)
+    file.word(entries_word(t.capacity()) + idx * ENTRY_WORDS)
 }
 
 /// Makes `word` name `pid` as its holder (keeping the buffer bit); returns

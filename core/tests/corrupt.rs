@@ -33,7 +33,7 @@ use std::sync::{Mutex, Once};
 use std::time::Duration;
 
 use floodgate::table::{
-    Config, Lease, Owner, Table, ENTRY_WORDS, HEADER_WORDS, LEASE_WORDS, MAX_MEMBERS,
+    entries_word, Config, Lease, Owner, Table, ENTRY_WORDS, HEADER_WORDS, LEASE_WORDS, MAX_MEMBERS,
 };
 use floodgate::{Algorithm, Error, Gains, MaxZero};
 use proptest::prelude::*;
@@ -231,6 +231,9 @@ fn filling_op() -> impl Strategy<Value = Op> {
 /// Where an overwrite goes.
 #[derive(Debug, Clone, Copy)]
 enum Area {
+    /// The entries' 16-bit tags (which slots are free, which key may be
+    /// where): a wrong tag hides an entry or names a stranger.
+    Tags,
     Entries,
     Leases,
     /// The header after its magic number and layout fields.
@@ -266,6 +269,7 @@ struct Overwrite {
 
 fn overwrite() -> impl Strategy<Value = Overwrite> {
     let area = prop_oneof![
+        3 => Just(Area::Tags),
         6 => Just(Area::Entries),
         3 => Just(Area::Leases),
         2 => Just(Area::HeaderRest),
@@ -491,7 +495,7 @@ fn run(t: &Table<'_>, op: &Op, now: &mut u64, held: &mut Vec<Lease>) -> Result<(
 /// insert lock and the controller lock.
 fn lock_words(capacity: usize) -> Vec<usize> {
     (0..capacity)
-        .map(|i| HEADER_WORDS + i * ENTRY_WORDS)
+        .map(|i| entries_word(capacity) + i * ENTRY_WORDS)
         .chain(HEADER_LOCKS)
         .collect()
 }
@@ -509,10 +513,12 @@ unsafe fn word<'r>(base: *mut u8, i: usize) -> &'r AtomicU32 {
 
 fn overwrite_bytes(bytes: &mut [u8], o: &Overwrite, capacity: usize, lease_capacity: usize) {
     let header = HEADER_WORDS * 4;
-    let entries = header + capacity * ENTRY_WORDS * 4;
+    let first = entries_word(capacity) * 4;
+    let entries = first + capacity * ENTRY_WORDS * 4;
     let end = entries + lease_capacity * LEASE_WORDS * 4;
     let (lo, hi) = match o.area {
-        Area::Entries => (header, entries),
+        Area::Tags => (header, first),
+        Area::Entries => (first, entries),
         Area::Leases => (entries, end),
         Area::HeaderRest => (LAYOUT_BYTES, header),
         Area::Header => (0, header),
@@ -524,7 +530,7 @@ fn overwrite_bytes(bytes: &mut [u8], o: &Overwrite, capacity: usize, lease_capac
         Area::Used | Area::State => {
             // Entries whose meta word (word 1) says "used" (state 1).
             let used: Vec<usize> = (0..capacity)
-                .map(|i| header + i * ENTRY_WORDS * 4)
+                .map(|i| first + i * ENTRY_WORDS * 4)
                 .filter(|&e| bytes[e + 4] & 3 == 1)
                 .collect();
             let Some(&e) = used.get(o.at % used.len().max(1)) else {

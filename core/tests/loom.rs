@@ -163,7 +163,7 @@ fn eviction_racing_check(name: &str, capacity: usize, preemption_bound: usize) {
             Ok(Verdict::Pass)
         );
         if capacity == 2 {
-            // Busy (a slot held), so never a candidate; in every probe window.
+            // Busy (a slot held), so never a candidate; in every key's buckets.
             assert_eq!(t.acquire(b"busy", 1, 0), Ok(SlotVerdict::Acquired));
         }
         assert_eq!(t.len(), capacity, "the table starts full");

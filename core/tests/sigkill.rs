@@ -25,7 +25,7 @@ use common::{
     again, map_again, now_ns, pid_owner, Children, Ended, SharedMem, ShmFile, Watchdog, BUSY,
 };
 use floodgate::table::{
-    Config, Lease, LeaseRelease, LeaseVerdict, Table, ENTRY_WORDS, HEADER_WORDS,
+    entries_word, Config, Lease, LeaseRelease, LeaseVerdict, Table, ENTRY_WORDS,
 };
 use floodgate::{Algorithm, Error, Release, SlotVerdict, Verdict};
 
@@ -229,7 +229,7 @@ fn signal(pid: libc::pid_t, sig: libc::c_int) {
 fn locks_held_by(file: &ShmFile, capacity: usize, pid: libc::pid_t) -> Vec<usize> {
     (0..capacity)
         .filter(|&i| {
-            let lock = file.word(HEADER_WORDS + i * ENTRY_WORDS);
+            let lock = file.word(entries_word(capacity) + i * ENTRY_WORDS);
             lock.load(SeqCst) & OWNER_MASK == pid as u32
         })
         .collect()

@@ -67,7 +67,9 @@ pub enum fg_result {
     FG_E_MISALIGNED = -115,
     /// The memory holds no floodgate table.
     FG_E_NOT_A_TABLE = -116,
-    /// The memory holds a floodgate table of another layout version.
+    /// The memory holds a floodgate table of another layout version (from
+    /// another floodgate release; version 1 tables, before buckets and
+    /// tags, among them): remove it and create a new one.
     FG_E_LAYOUT_MISMATCH = -117,
     /// A balancing group of 0 or more than `FG_MAX_MEMBERS` members.
     FG_E_INVALID_GROUP = -118,
@@ -228,7 +230,7 @@ pub(crate) const DESCRIPTIONS: [(fg_result, &str); 36] = [
     ),
     (
         fg_result::FG_E_LAYOUT_MISMATCH,
-        "floodgate table of another layout version\0",
+        "floodgate table of another layout version (made by another floodgate release): remove it and create a new one\0",
     ),
     (
         fg_result::FG_E_INVALID_GROUP,

@@ -335,7 +335,8 @@ export! {
     /// Opens the table another process (or an earlier call) built in
     /// `region`, mapped at any address, and fills in `*out`.
     /// `FG_E_NOT_A_TABLE` if the memory holds no table, `FG_E_LAYOUT_MISMATCH`
-    /// if it holds another layout version.
+    /// if it holds another layout version (a file left by another floodgate
+    /// release: remove it and create a new table).
     fn fg_table_attach(region: *mut core::ffi::c_void, len: usize, out: *mut fg_table) nonnull(region, out) {
         let t = Table::attach_raw(region.cast(), len, owner()).map_err(err)?;
         write_handle(out, t);

@@ -407,7 +407,7 @@ fn non_result_exports_answer() {
 #[cfg_attr(miri, ignore = "Miri does not support kill(2)")]
 fn a_lock_held_by_a_live_process_is_fg_e_busy_and_changes_nothing() {
     use core::sync::atomic::{AtomicU32, Ordering};
-    use fg::table::{ENTRY_WORDS, HEADER_WORDS};
+    use fg::table::{entries_word, ENTRY_WORDS};
     /// Header word of the controller lock (the layout's; not public).
     const CTRL_LOCK: usize = 13;
     unsafe extern "C" fn count(_: *const fg_entry, ctx: *mut core::ffi::c_void) -> i32 {
@@ -438,7 +438,7 @@ fn a_lock_held_by_a_live_process_is_fg_e_busy_and_changes_nothing() {
         // Every entry lock and the controller lock name pid 1: alive, and
         // never unlocking.
         let locks: Vec<usize> = (0..4)
-            .map(|e| HEADER_WORDS + e * ENTRY_WORDS)
+            .map(|e| entries_word(4) + e * ENTRY_WORDS)
             .chain([CTRL_LOCK])
             .collect();
         let saved: Vec<u32> = locks

@@ -4,16 +4,47 @@
 //!
 //! ```text
 //! header   HEADER_WORDS words (192 bytes)
+//! tags     tag_words(capacity) words: a 16-bit tag per entry, two to a
+//!          word, padded to whole buckets of BUCKET_SLOTS (64 bytes each)
 //! entries  capacity       x ENTRY_WORDS words (160 bytes each)
 //! leases   lease_capacity x LEASE_WORDS words (20 bytes each)
 //! ```
+//!
+//! Entry `i` sits in bucket `i / BUCKET_SLOTS`; its tag is lane `i % 2` of
+//! tag word `i / 2`, so one bucket's tags fill one 64-byte cache line (the
+//! header is three whole lines, so a line-aligned region keeps them aligned).
 
 use super::codec::BUF_WORDS;
 
 /// "FGT1" in ASCII, little-endian.
 pub(crate) const MAGIC: u32 = u32::from_le_bytes(*b"FGT1");
-/// Bumped on any change of the layout below.
-pub(crate) const LAYOUT_VERSION: u32 = 1;
+/// The layout version this floodgate builds and reads, stored in a table's
+/// second word (bytes 4 to 7 of its region, native byte order). Bumped on
+/// any change of the layout; a table of another version is refused with
+/// [`Error::LayoutMismatch`](crate::Error::LayoutMismatch). Version 1 was
+/// the layout before buckets and tags (linear probing, no tag array).
+pub const LAYOUT_VERSION: u32 = 2;
+
+/// Entries per bucket: a key may live in any slot of its two buckets.
+pub const BUCKET_SLOTS: usize = 32;
+/// Tag words per bucket (two 16-bit tags a word).
+pub(crate) const BUCKET_TAG_WORDS: usize = BUCKET_SLOTS / 2;
+
+/// Buckets of a table of `capacity` entries (the last may be partial).
+pub(crate) const fn buckets(capacity: usize) -> usize {
+    capacity.div_ceil(BUCKET_SLOTS)
+}
+
+/// Tag words of a table of `capacity` entries: whole buckets.
+pub const fn tag_words(capacity: usize) -> usize {
+    buckets(capacity) * BUCKET_TAG_WORDS
+}
+
+/// The word of a table's region where its entries start (after the header
+/// and the tags), for tools and tests that read a table's memory.
+pub const fn entries_word(capacity: usize) -> usize {
+    HEADER_WORDS + tag_words(capacity)
+}
 
 // Header words.
 pub(crate) const H_MAGIC: usize = 0;
@@ -57,6 +88,9 @@ pub const LEASE_WORDS: usize = 5;
 pub(crate) const LEASE_PENDING: u32 = 0x8000_0000;
 
 // Entry meta word: bits 0-1 state, bits 2-8 key length, bits 9-31 hash tag.
+/// A zeroed entry, as a new table's entries start (lookups go by tags,
+/// so only "in use or not" matters).
+#[allow(dead_code)]
 pub(crate) const STATE_EMPTY: u32 = 0;
 pub(crate) const STATE_USED: u32 = 1;
 pub(crate) const STATE_TOMB: u32 = 2;
@@ -79,6 +113,9 @@ pub const fn bytes_for(capacity: usize, lease_capacity: usize) -> Option<usize> 
     let Some(e) = capacity.checked_mul(ENTRY_WORDS) else {
         return None;
     };
+    let Some(e) = e.checked_add(tag_words(capacity)) else {
+        return None;
+    };
     let Some(l) = lease_capacity.checked_mul(LEASE_WORDS) else {
         return None;
     };
@@ -93,3 +130,14 @@ pub const fn bytes_for(capacity: usize, lease_capacity: usize) -> Option<usize> 
 
 const _: () = assert!(ENTRY_WORDS * 4 == 160);
 const _: () = assert!(HEADER_WORDS * 4 <= 192);
+
+/// A key's tag: the hash's top 16 bits, 1 where they are 0 (0 marks a free
+/// slot).
+pub(crate) const fn tag16(hash: u64) -> u32 {
+    let t = (hash >> 48) as u32;
+    if t == 0 {
+        1
+    } else {
+        t
+    }
+}

@@ -1,13 +1,21 @@
-//! Finding a key's entry: the checked, hashed [`Key`], linear probing
-//! from its home slot within [`PROBE_LIMIT`] slots, and the comparison of
-//! stored key words against the caller's bytes.
+//! Finding a key's entry: the checked, hashed [`Key`], its two buckets and
+//! their tags, and the comparison of stored key words against the caller's
+//! bytes.
+//!
+//! A key may live in any slot of two buckets of [`BUCKET_SLOTS`] (32)
+//! entries, chosen by its hash; an insert takes a free slot of the bucket
+//! with more free slots (two choices), scanning from the key's home lane.
+//! Each slot has a 16-bit tag (the hash's top bits, never 0; 0 marks a free
+//! slot), kept apart from the entries, 32 to a cache line, so a lookup reads
+//! at most two lines of tags and compares the key only in an entry whose tag
+//! matches (a stranger's tag matches one time in 65 535).
 //!
 //! This is the hot path of every operation, written so the compiler keeps
 //! the key in registers (see [`Table::try_key`]).
 
 use super::layout::*;
 use super::lock::{AtomicU32, Ordering};
-use super::{hash, Guard, Table, MAX_KEY_LEN, PROBE_LIMIT};
+use super::{hash, Guard, Table, MAX_KEY_LEN};
 use crate::Error;
 
 /// A key checked (1 to [`MAX_KEY_LEN`] bytes) and hashed. Its words, as the
@@ -107,22 +115,90 @@ impl<'a> Table<'a> {
         })
     }
 
-    pub(crate) fn home(&self, k: &Key) -> usize {
-        ((u128::from(k.hash) * self.entries.len() as u128) >> 64) as usize
+    /// `k`'s two buckets (equal only when the table has one bucket): the
+    /// first from the hash's low 32 bits, the second from bits 16 to 47,
+    /// moved to the next bucket if it came out equal to the first.
+    #[inline(always)]
+    pub(crate) fn bucket_pair(&self, k: &Key) -> (usize, usize) {
+        let nb = buckets(self.entries.len()) as u64;
+        let pick = |bits: u64| ((u64::from(bits as u32) * nb) >> 32) as usize;
+        let b1 = pick(k.hash);
+        let mut b2 = pick(k.hash >> 16);
+        if b2 == b1 {
+            b2 = if b1 + 1 >= nb as usize { 0 } else { b1 + 1 };
+        }
+        (b1, b2)
     }
 
-    pub(crate) fn probe(&self, k: &Key) -> impl Iterator<Item = usize> {
-        let cap = self.entries.len();
-        let home = self.home(k);
-        // home < cap and i < cap, so one subtraction wraps (no division).
-        (0..PROBE_LIMIT.min(cap)).map(move |i| {
-            let j = home + i;
-            if j >= cap {
-                j - cap
-            } else {
-                j
-            }
+    /// The slots of bucket `b`, from `k`'s home lane round to the lane
+    /// before it; the last bucket may have fewer than [`BUCKET_SLOTS`].
+    #[inline(always)]
+    pub(crate) fn bucket_slots(&self, b: usize, k: &Key) -> impl Iterator<Item = usize> + use<> {
+        let base = b * BUCKET_SLOTS;
+        let valid = self.entries.len().saturating_sub(base).min(BUCKET_SLOTS);
+        let home = (k.hash >> 40) as usize & (BUCKET_SLOTS - 1);
+        let start = if home < valid {
+            home
+        } else {
+            home % valid.max(1)
+        };
+        // start < valid and i < valid, so one subtraction wraps.
+        (0..valid).map(move |i| {
+            let j = start + i;
+            base + if j >= valid { j - valid } else { j }
         })
+    }
+
+    /// The slots where `k` may live: its first bucket's, then its second's.
+    pub(crate) fn candidates(&self, k: &Key) -> impl Iterator<Item = usize> + use<> {
+        let (b1, b2) = self.bucket_pair(k);
+        let second = self
+            .bucket_slots(b2, k)
+            .take(if b2 != b1 { BUCKET_SLOTS } else { 0 });
+        self.bucket_slots(b1, k).chain(second)
+    }
+
+    /// The tag of slot `idx` (0: free), 0 past the end.
+    #[inline(always)]
+    pub(crate) fn tag_at(&self, idx: usize) -> u32 {
+        self.tags.get(idx / 2).map_or(0, |w| {
+            (w.load(Ordering::Relaxed) >> (16 * (idx & 1))) & 0xffff
+        })
+    }
+
+    /// Sets slot `idx`'s tag (0 frees it). Only the holder of the entry's
+    /// lock writes its tag; the other lane of the word belongs to another
+    /// entry, hence the atomic read-modify-writes.
+    pub(crate) fn set_tag(&self, idx: usize, tag: u32) {
+        if let Some(w) = self.tags.get(idx / 2) {
+            let shift = 16 * (idx & 1);
+            w.fetch_and(!(0xffff << shift), Ordering::Relaxed);
+            if tag != 0 {
+                w.fetch_or((tag & 0xffff) << shift, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Free slots (tag 0) in bucket `b`.
+    pub(crate) fn free_in(&self, b: usize, k: &Key) -> usize {
+        self.bucket_slots(b, k)
+            .filter(|&i| self.tag_at(i) == 0)
+            .count()
+    }
+
+    /// The first slot of bucket `b` holding `k`, by tag, meta word and key.
+    #[inline(always)]
+    fn scan(&self, b: usize, k: &Key, tag: u32, want: u32) -> Option<usize> {
+        for idx in self.bucket_slots(b, k) {
+            if self.tag_at(idx) != tag {
+                continue;
+            }
+            let e = self.entries.get(idx)?;
+            if e[E_META].load(Ordering::Acquire) == want && same_key(e, k) {
+                return Some(idx);
+            }
+        }
+        None
     }
 
     #[inline(always)]
@@ -130,22 +206,17 @@ impl<'a> Table<'a> {
         m == meta(STATE_USED, k.len(), k.hash) && same_key(&self.entries[idx], k)
     }
 
-    /// Where `k`'s entry was when probed, without locking it: the caller
+    /// Where `k`'s entry was when looked up, without locking it: the caller
     /// locks it and checks [`Table::matches`] again.
     #[inline(always)]
     pub(crate) fn locate(&self, k: &Key) -> Option<usize> {
         let want = meta(STATE_USED, k.len(), k.hash);
-        for idx in self.probe(k) {
-            let e = &self.entries[idx];
-            let m = e[E_META].load(Ordering::Acquire);
-            if m == want && same_key(e, k) {
-                return Some(idx);
-            }
-            if meta_state(m) == STATE_EMPTY {
-                return None;
-            }
+        let tag = tag16(k.hash);
+        let (b1, b2) = self.bucket_pair(k);
+        match self.scan(b1, k, tag, want) {
+            None if b2 != b1 => self.scan(b2, k, tag, want),
+            found => found,
         }
-        None
     }
 
     /// Finds `k` and returns its entry locked: [`Error::NoPipe`] if there is

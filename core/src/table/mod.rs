@@ -14,7 +14,9 @@
 //!   Kamailio's shm, a `MAP_SHARED` mapping of a /dev/shm file or a static
 //!   buffer; it must be aligned to 8 bytes. A header (magic, layout version,
 //!   capacity, entry and lease sizes) lets `attach` refuse memory that holds
-//!   no table ([`Error::NotATable`]) or another layout ([`Error::LayoutMismatch`]).
+//!   no table ([`Error::NotATable`]) or another layout ([`Error::LayoutMismatch`]):
+//!   files made by floodgate before layout version 2 (linear probing) are
+//!   refused; delete them and let the next user create a new table.
 //!
 //! # Entries
 //! Keys are byte strings of 1 to [`MAX_KEY_LEN`] (64) bytes: IPv6 address and
@@ -22,16 +24,38 @@
 //! holds one [`Limiter`] of any algorithm with its
 //! parameters, so pipes of different algorithms share a table. An entry takes
 //! 160 bytes (2.5 cache lines): lock, state word, generation, last use, the
-//! 64-byte key and two 36-byte state buffers; a lease record takes 20 bytes.
-//! The header takes 192 bytes.
+//! 64-byte key and two 36-byte state buffers; its tag 2 bytes more; a lease
+//! record takes 20 bytes. The header takes 192 bytes.
 //!
-//! Entries are found by open addressing with linear probing inside a window
-//! of [`PROBE_LIMIT`] slots from the key's home slot, with a keyed hash seeded
-//! at init (not cryptographic: seed it randomly so that nobody can aim keys at
-//! one slot). Size a table for at most about 40% load: with the 32-slot
-//! probe window, inserts were measured to fail with [`Error::Full`] from
-//! about 50-55% load at 100 000 keys (67% at 1 000) while every window is
-//! still open, so none is evictable.
+//! # Placement: two buckets, tags apart
+//! A keyed hash seeded at init (not cryptographic: seed it randomly so that
+//! nobody can aim keys at one bucket) names two buckets of [`BUCKET_SLOTS`]
+//! (32) entries; a key lives in any slot of either. An insert takes a free
+//! slot in the bucket with more free slots ("two choices"), and entries
+//! never move after that, so an entry's slot number identifies it for as
+//! long as it lives. Each slot has a 16-bit tag (from the hash; 0 marks a
+//! free slot) in an array apart from the entries, one bucket's tags to a
+//! 64-byte line: a lookup reads at most two lines of tags and then only the
+//! entries whose tag matches (a stranger matches one time in 65 535), where
+//! the key is compared.
+//!
+//! Why this and not cuckoo hashing or linear probing: linear probing inside
+//! a 32-slot window failed with [`Error::Full`] from 49% load at 1 000 000
+//! keys (clusters fill windows); two choices of 32-slot buckets fail from
+//! 93% (1 000 000 and 100 000 entries) and 96% (1 000), measured by
+//! `core/tests/load.rs` with every entry busy. Cuckoo hashing reaches more
+//! (about 98% with 8-slot buckets) but moves entries to make room, which
+//! readers that take no lock, handles that name a slot and processes killed
+//! in the middle of a move would all have to survive; two choices of wide
+//! buckets get past 90% with nothing ever moved. The tags are what make the
+//! wide buckets cheap: 32 slots are one line of tags, not 32 entries.
+//!
+//! Tags are kept so that every entry in use has its tag: an insert writes
+//! the tag before it publishes the entry (its meta word, with release
+//! ordering), and a delete clears the tag after unpublishing it. A process
+//! killed between the two leaves a tag on a free entry, which lookups pass
+//! over (the meta word does not match), and whoever next locks that entry
+//! (an insert or an eviction scan) clears it.
 //!
 //! # Concurrency
 //! Any number of threads and processes may call at once. Every entry has a
@@ -65,11 +89,12 @@
 //! What it returns for overwritten entries is whatever they now say.
 //!
 //! # When full
-//! An insert with no free slot in its probe window evicts an idle entry (no
+//! An insert with no free slot in its two buckets evicts an idle entry (no
 //! slot held, its window over), the least recently used of at most
-//! [`EVICT_CANDIDATES`] (3, as nginx) found in the window; if none is idle it
-//! fails with [`Error::Full`] and changes nothing. The caller decides whether
-//! to pass or drop.
+//! [`EVICT_CANDIDATES`] (3, as nginx) found in those buckets; if none is idle
+//! it fails with [`Error::Full`] and changes nothing. The caller decides
+//! whether to pass or drop. Size a table for 90% of its capacity: with no
+//! entry idle, inserts first fail at 93% to 98% load (above).
 //!
 //! # Time
 //! As everywhere in floodgate, `now` is a `u64` of nanoseconds from the
@@ -90,7 +115,10 @@ pub mod process;
 mod region;
 
 pub use balance::Balanced;
-pub use layout::{bytes_for, ENTRY_WORDS, HEADER_WORDS, LEASE_WORDS};
+pub use layout::{
+    bytes_for, entries_word, tag_words, BUCKET_SLOTS, ENTRY_WORDS, HEADER_WORDS, LAYOUT_VERSION,
+    LEASE_WORDS,
+};
 pub use leases::{Lease, LeaseRelease, LeaseVerdict};
 pub use lock::Owner;
 #[cfg(not(loom))]
@@ -110,10 +138,9 @@ use crate::{
 pub const MAX_KEY_LEN: usize = 64;
 /// Largest capacity (entries or lease records).
 pub const MAX_CAPACITY: usize = 1 << 24;
-/// Slots probed from a key's home slot.
-pub const PROBE_LIMIT: usize = 32;
-// Probe positions fit the bits of a u32 (insert_locked's busy mask).
-const _: () = assert!(PROBE_LIMIT <= 32);
+// A key's candidate slots (two buckets) fit the bits of a u64
+// (insert_locked's busy mask).
+const _: () = assert!(2 * BUCKET_SLOTS <= 64);
 /// Idle entries compared when evicting.
 pub const EVICT_CANDIDATES: usize = 3;
 /// Most members in a balancing group.
@@ -183,6 +210,7 @@ impl EntryInfo {
 #[derive(Debug, Clone, Copy)]
 pub struct Table<'a> {
     hdr: &'a [AtomicU32; HEADER_WORDS],
+    tags: &'a [AtomicU32],
     entries: &'a [[AtomicU32; ENTRY_WORDS]],
     leases: &'a [[AtomicU32; LEASE_WORDS]],
     owner: Owner,
@@ -263,9 +291,10 @@ impl<'a> Table<'a> {
         for w in words.iter() {
             w.store(0, Ordering::Relaxed);
         }
-        let (hdr, entries, leases) = region::split(words, config.capacity, config.lease_capacity)?;
+        let (hdr, tags, entries, leases) =
+            region::split(words, config.capacity, config.lease_capacity)?;
         region::write_header(hdr, config);
-        Table::open(hdr, entries, leases, owner)
+        Table::open(hdr, tags, entries, leases, owner)
     }
 
     /// Opens the table that [`Table::init_in`] built in `region` (in this or
@@ -280,8 +309,8 @@ impl<'a> Table<'a> {
             return Err(Error::RegionTooSmall);
         }
         let words = &words[..need / 4];
-        let (hdr, entries, leases) = region::split(words, capacity, lease_capacity)?;
-        Table::open(hdr, entries, leases, owner)
+        let (hdr, tags, entries, leases) = region::split(words, capacity, lease_capacity)?;
+        Table::open(hdr, tags, entries, leases, owner)
     }
 
     /// [`Table::init_in`] for memory reached through a raw pointer (the C
@@ -306,9 +335,10 @@ impl<'a> Table<'a> {
         for w in &words[..need / 4] {
             w.store(0, Ordering::Relaxed);
         }
-        let (hdr, entries, leases) = region::split(words, config.capacity, config.lease_capacity)?;
+        let (hdr, tags, entries, leases) =
+            region::split(words, config.capacity, config.lease_capacity)?;
         region::write_header(hdr, config);
-        Table::open(hdr, entries, leases, owner)
+        Table::open(hdr, tags, entries, leases, owner)
     }
 
     /// [`Table::attach`] for memory reached through a raw pointer.
@@ -325,12 +355,14 @@ impl<'a> Table<'a> {
         if len < need {
             return Err(Error::RegionTooSmall);
         }
-        let (hdr, entries, leases) = region::split(&words[..need / 4], capacity, lease_capacity)?;
-        Table::open(hdr, entries, leases, owner)
+        let (hdr, tags, entries, leases) =
+            region::split(&words[..need / 4], capacity, lease_capacity)?;
+        Table::open(hdr, tags, entries, leases, owner)
     }
 
     pub(crate) fn open(
         hdr: &'a [AtomicU32; HEADER_WORDS],
+        tags: &'a [AtomicU32],
         entries: &'a [[AtomicU32; ENTRY_WORDS]],
         leases: &'a [[AtomicU32; LEASE_WORDS]],
         owner: Owner,
@@ -341,8 +373,12 @@ impl<'a> Table<'a> {
         };
         let (interval, epoch) = (get64(H_INTERVAL), get64(H_EPOCH));
         let window = Window::aligned(interval, epoch).map_err(|_| Error::LayoutMismatch)?;
+        if tags.len() < entries.len().div_ceil(2) {
+            return Err(Error::RegionTooSmall);
+        }
         Ok(Table {
             hdr,
+            tags,
             entries,
             leases,
             owner,
@@ -421,16 +457,34 @@ impl<'a> Table<'a> {
             Err(Error::NoPipe) => {}
             Err(e) => return Err(e),
         }
-        // The first free slot whose lock can be taken. One that stays
-        // locked is passed over, and marked (by probe position) so that
-        // eviction does not wait for it again.
+        // Two choices: the bucket with more free slots first, then the
+        // other; in each, the first free slot (tag 0) from the key's home
+        // lane whose lock can be taken. One that stays locked is passed
+        // over, and marked (by candidate position) so that eviction does not
+        // wait for it again. A slot whose tag is 0 but whose entry is in use
+        // (memory overwritten by someone else) is left alone.
+        let (b1, b2) = self.bucket_pair(k);
+        let first_len = self.bucket_slots(b1, k).count();
+        let second_first = b2 != b1 && self.free_in(b2, k) > self.free_in(b1, k);
+        let order = self
+            .candidates(k)
+            .enumerate()
+            .filter(|(i, _)| (*i < first_len) != second_first);
+        let order = order.chain(
+            self.candidates(k)
+                .enumerate()
+                .filter(|(i, _)| (*i < first_len) == second_first),
+        );
         let mut free = None;
-        let mut busy = 0u32;
-        for (i, idx) in self.probe(k).enumerate() {
-            if meta_state(self.entries[idx][E_META].load(Ordering::Acquire)) == STATE_USED {
+        let mut busy = 0u64;
+        for (i, idx) in order {
+            if self.tag_at(idx) != 0
+                || meta_state(self.entries[idx][E_META].load(Ordering::Acquire)) == STATE_USED
+            {
                 continue;
             }
             match self.lock_idx(idx) {
+                Ok(g) if meta_state(g.e[E_META].load(Ordering::Relaxed)) == STATE_USED => {}
                 Ok(g) => {
                     free = Some(g);
                     break;
@@ -458,19 +512,24 @@ impl<'a> Table<'a> {
         for (i, w) in encode(cell).into_iter().enumerate() {
             e[base + i].store(w, Ordering::Relaxed);
         }
+        // The tag before the meta word: every entry in use has its tag, so
+        // lookups find it from the moment it is in use. An insert killed
+        // between the two leaves a tag on a free entry, which lookups pass
+        // over (its meta word does not match) and eviction reuses.
+        self.set_tag(g.idx, tag16(k.hash));
         e[E_META].store(meta(STATE_USED, k.len(), k.hash), Ordering::Release);
         Ok((g, true))
     }
 
     /// Evicts the least recently used idle entry of at most
-    /// [`EVICT_CANDIDATES`] in `k`'s probe window and returns its slot locked
+    /// [`EVICT_CANDIDATES`] in `k`'s two buckets and returns its slot locked
     /// and free; [`Error::Full`] if none is idle. An entry that stays locked
-    /// is not idle; neither are the probe positions set in `skip` (found
+    /// is not idle; neither are the candidate positions set in `skip` (found
     /// locked already).
-    fn evict(&self, k: &Key, now: u64, skip: u32) -> Result<Guard<'a>, Error> {
+    fn evict(&self, k: &Key, now: u64, skip: u64) -> Result<Guard<'a>, Error> {
         let mut best: Option<(usize, u64)> = None;
         let mut seen = 0;
-        for (i, idx) in self.probe(k).enumerate() {
+        for (i, idx) in self.candidates(k).enumerate() {
             if skip & (1 << i) != 0 {
                 continue;
             }
@@ -523,6 +582,9 @@ impl<'a> Table<'a> {
     fn free_entry(&self, g: &Guard<'_>) {
         g.e[E_GEN].store(g.gen().wrapping_add(1), Ordering::Relaxed);
         g.e[E_META].store(STATE_TOMB, Ordering::Release);
+        // After the meta word (see insert_locked): killed between the two,
+        // the tag stays on a free entry, which recover or eviction clears.
+        self.set_tag(g.idx, 0);
         leases::free_all_of(self, g.idx);
     }
 
@@ -532,7 +594,9 @@ impl<'a> Table<'a> {
     fn recover(&self, g: Guard<'a>) -> Result<Guard<'a>, Error> {
         if meta_state(g.e[E_META].load(Ordering::Relaxed)) != STATE_USED {
             // It may have died deleting the entry, between marking it free
-            // and freeing its lease records: no record may name a free entry.
+            // and freeing its lease records (no record may name a free
+            // entry) or clearing its tag; or inserting it, after its tag.
+            self.set_tag(g.idx, 0);
             leases::free_all_of(self, g.idx);
             return Ok(g);
         }
@@ -1007,6 +1071,8 @@ impl<'a> Table<'a> {
 mod tests;
 #[cfg(all(test, not(loom)))]
 mod tests_busy;
+#[cfg(all(test, not(loom)))]
+mod tests_tags;
 
 /// A table in leaked heap memory built from loom's atomics, for loom models
 /// (`RUSTFLAGS="--cfg loom" cargo test --test loom --release`).
@@ -1017,6 +1083,11 @@ pub fn loom_table(config: &Config, owner: Owner) -> Result<Table<'static>, Error
     config.validate()?;
     let hdr: &'static [AtomicU32; HEADER_WORDS] =
         Box::leak(Box::new(core::array::from_fn(|_| AtomicU32::new(0))));
+    let tags: &'static [AtomicU32] = Vec::leak(
+        (0..tag_words(config.capacity))
+            .map(|_| AtomicU32::new(0))
+            .collect(),
+    );
     let entries: &'static [[AtomicU32; ENTRY_WORDS]] = Vec::leak(
         (0..config.capacity)
             .map(|_| core::array::from_fn(|_| AtomicU32::new(0)))
@@ -1028,5 +1099,5 @@ pub fn loom_table(config: &Config, owner: Owner) -> Result<Table<'static>, Error
             .collect(),
     );
     region::write_header(hdr, config);
-    Table::open(hdr, entries, leases, owner)
+    Table::open(hdr, tags, entries, leases, owner)
 }

@@ -13,6 +13,7 @@ use crate::{Error, PidController};
 
 type Parts<'a> = (
     &'a [AtomicU32; HEADER_WORDS],
+    &'a [AtomicU32],
     &'a [[AtomicU32; ENTRY_WORDS]],
     &'a [[AtomicU32; LEASE_WORDS]],
 );
@@ -64,7 +65,7 @@ pub(crate) unsafe fn raw_words<'a>(
     Ok(unsafe { core::slice::from_raw_parts(ptr.cast::<AtomicU32>(), len / 4) })
 }
 
-/// Splits a table's words into header, entries and leases.
+/// Splits a table's words into header, tags, entries and leases.
 pub(crate) fn split(
     words: &[AtomicU32],
     capacity: usize,
@@ -74,13 +75,16 @@ pub(crate) fn split(
         .split_at_checked(HEADER_WORDS)
         .ok_or(Error::RegionTooSmall)?;
     let hdr = <&[AtomicU32; HEADER_WORDS]>::try_from(hdr).map_err(|_| Error::RegionTooSmall)?;
+    let (tags, rest) = rest
+        .split_at_checked(tag_words(capacity))
+        .ok_or(Error::RegionTooSmall)?;
     let (entries, rest) = rest
         .split_at_checked(capacity * ENTRY_WORDS)
         .ok_or(Error::RegionTooSmall)?;
     let (leases, _) = rest
         .split_at_checked(lease_capacity * LEASE_WORDS)
         .ok_or(Error::RegionTooSmall)?;
-    Ok((hdr, entries.as_chunks().0, leases.as_chunks().0))
+    Ok((hdr, tags, entries.as_chunks().0, leases.as_chunks().0))
 }
 
 fn put64(hdr: &[AtomicU32; HEADER_WORDS], i: usize, v: u64) {
@@ -156,6 +160,10 @@ pub(crate) fn check_header(hdr: &[AtomicU32]) -> Result<(usize, usize), Error> {
 #[repr(C, align(8))]
 pub struct StaticTable<const N: usize, const L: usize> {
     header: [AtomicU32; HEADER_WORDS],
+    // One word per entry where the region layout has one per two, padded
+    // to whole buckets: `tag_words(N)` cannot size an array on stable Rust.
+    // The table uses the first `N.div_ceil(2)` (2 bytes an entry unused).
+    tags: [AtomicU32; N],
     entries: [[AtomicU32; ENTRY_WORDS]; N],
     leases: [[AtomicU32; LEASE_WORDS]; L],
 }
@@ -183,6 +191,7 @@ impl<const N: usize, const L: usize> StaticTable<N, L> {
         }
         StaticTable {
             header: [const { AtomicU32::new(0) }; HEADER_WORDS],
+            tags: [const { AtomicU32::new(0) }; N],
             entries: [const { [const { AtomicU32::new(0) }; ENTRY_WORDS] }; N],
             leases: [const { [const { AtomicU32::new(0) }; LEASE_WORDS] }; L],
         }
@@ -234,7 +243,7 @@ impl<const N: usize, const L: usize> StaticTable<N, L> {
     /// [`StaticTable::init`].
     pub fn table(&self, owner: Owner) -> Result<Table<'_>, Error> {
         check_header(&self.header)?;
-        Table::open(&self.header, &self.entries, &self.leases, owner)
+        Table::open(&self.header, &self.tags, &self.entries, &self.leases, owner)
     }
 }
 

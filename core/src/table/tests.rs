@@ -46,7 +46,8 @@ fn size_for_and_region_errors() {
     assert_eq!(Table::size_for(&zero), Err(Error::ZeroInterval));
     let c = cfg(4);
     let need = Table::size_for(&c).unwrap();
-    assert_eq!(need, 192 + 4 * 160 + 4 * 20);
+    // Header, one bucket of tags (64 bytes), entries, lease records.
+    assert_eq!(need, 192 + 64 + 4 * 160 + 4 * 20);
     let mut mem = region(need + 16);
     let bytes = as_bytes(&mut mem);
     assert_eq!(bytes.len(), need + 16);
@@ -86,14 +87,17 @@ fn attach_sees_the_same_table_and_refuses_other_layouts() {
         assert_eq!((t.interval(), t.epoch()), (10 * S, 0));
         assert_eq!(t.check(b"a", 1), Ok(Verdict::Drop));
     }
-    // Another layout version (header word 1).
-    as_bytes(&mut mem)[4] = 2;
-    assert_eq!(
-        Table::attach(as_bytes(&mut mem), Owner::SINGLE_PROCESS).unwrap_err(),
-        Error::LayoutMismatch
-    );
+    // Other layout versions (header word 1): 1, the linear-probing layout
+    // before buckets and tags, and 3.
+    for v in [1, 3] {
+        as_bytes(&mut mem)[4] = v;
+        assert_eq!(
+            Table::attach(as_bytes(&mut mem), Owner::SINGLE_PROCESS).unwrap_err(),
+            Error::LayoutMismatch
+        );
+    }
     // A region cut shorter than the header says.
-    as_bytes(&mut mem)[4] = 1;
+    as_bytes(&mut mem)[4] = 2;
     let bytes = as_bytes(&mut mem);
     assert_eq!(
         Table::attach(&mut bytes[..need - 8], Owner::SINGLE_PROCESS).unwrap_err(),

@@ -146,7 +146,7 @@ fn a_held_lease_entry_that_stays_locked_keeps_its_lease() {
 #[test]
 fn inserts_pass_over_slots_that_stay_locked() {
     with_table(4, |t| {
-        // 4 slots, every key's probe window is the whole table.
+        // 4 slots, one bucket: every key's two buckets are the whole table.
         for k in [b"a", b"b", b"c"] {
             assert_eq!(t.acquire(k, 1, 0), Ok(SlotVerdict::Acquired));
         }
