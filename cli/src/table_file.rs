@@ -381,6 +381,35 @@ impl Drop for Unlink<'_> {
     }
 }
 
+/// What to say of a table file that floodgate refuses as another layout:
+/// its version (bytes 4 to 7) against this floodgate's, and what to do.
+fn layout_mismatch(path: &Path) -> String {
+    use floodgate::table::LAYOUT_VERSION;
+    let found = std::fs::read(path)
+        .ok()
+        .and_then(|b| b.get(4..8).and_then(|v| <[u8; 4]>::try_from(v).ok()))
+        .map(u32::from_ne_bytes);
+    let what = match found {
+        Some(v) if v < LAYOUT_VERSION => format!(
+            "a floodgate table of layout version {v}, made by an older floodgate; this one reads \
+             version {LAYOUT_VERSION}"
+        ),
+        Some(v) if v > LAYOUT_VERSION => format!(
+            "a floodgate table of layout version {v}, made by a newer floodgate; this one reads \
+             version {LAYOUT_VERSION}"
+        ),
+        _ => format!(
+            "a floodgate table of layout version {LAYOUT_VERSION} whose shape this floodgate does not \
+             accept (entry or lease size, capacity or interval)"
+        ),
+    };
+    format!(
+        "{}: {what}. Stop every program using it, remove the file, and the next command makes \
+         a new one (its pipes and leases start empty)",
+        path.display()
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -524,33 +553,4 @@ mod tests {
         }
         fs::remove_file(&path).unwrap();
     }
-}
-
-/// What to say of a table file that floodgate refuses as another layout:
-/// its version (bytes 4 to 7) against this floodgate's, and what to do.
-fn layout_mismatch(path: &Path) -> String {
-    use floodgate::table::LAYOUT_VERSION;
-    let found = std::fs::read(path)
-        .ok()
-        .and_then(|b| b.get(4..8).and_then(|v| <[u8; 4]>::try_from(v).ok()))
-        .map(u32::from_ne_bytes);
-    let what = match found {
-        Some(v) if v < LAYOUT_VERSION => format!(
-            "a floodgate table of layout version {v}, made by an older floodgate; this one reads \
-             version {LAYOUT_VERSION}"
-        ),
-        Some(v) if v > LAYOUT_VERSION => format!(
-            "a floodgate table of layout version {v}, made by a newer floodgate; this one reads \
-             version {LAYOUT_VERSION}"
-        ),
-        _ => format!(
-            "a floodgate table of layout version {LAYOUT_VERSION} whose shape this floodgate does not \
-             accept (entry or lease size, capacity or interval)"
-        ),
-    };
-    format!(
-        "{}: {what}. Stop every program using it, remove the file, and the next command makes \
-         a new one (its pipes and leases start empty)",
-        path.display()
-    )
 }
