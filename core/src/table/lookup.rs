@@ -136,7 +136,7 @@ impl<'a> Table<'a> {
     pub(crate) fn bucket_slots(&self, b: usize, k: &Key) -> impl Iterator<Item = usize> + use<> {
         let base = b * BUCKET_SLOTS;
         let valid = self.entries.len().saturating_sub(base).min(BUCKET_SLOTS);
-        let home = (k.hash >> 40) as usize & (BUCKET_SLOTS - 1);
+        let home = 2 * home_word(k);
         let start = if home < valid {
             home
         } else {
@@ -186,17 +186,31 @@ impl<'a> Table<'a> {
             .count()
     }
 
-    /// The first slot of bucket `b` holding `k`, by tag, meta word and key.
+    /// Whether entry `idx` is in use and holds `k` (meta word `want`).
     #[inline(always)]
-    fn scan(&self, b: usize, k: &Key, tag: u32, want: u32) -> Option<usize> {
-        for idx in self.bucket_slots(b, k) {
-            if self.tag_at(idx) != tag {
-                continue;
-            }
-            let e = self.entries.get(idx)?;
-            if e[E_META].load(Ordering::Acquire) == want && same_key(e, k) {
-                return Some(idx);
-            }
+    fn holds(&self, idx: usize, k: &Key, want: u32) -> bool {
+        self.entries
+            .get(idx)
+            .is_some_and(|e| e[E_META].load(Ordering::Acquire) == want && same_key(e, k))
+    }
+
+    /// The slot holding `k` among the two of tag word `w` (slots `first`
+    /// and `first + 1`), both lanes compared with the tag at once.
+    #[inline(always)]
+    fn check_word(
+        &self,
+        w: &AtomicU32,
+        first: usize,
+        pat: u32,
+        k: &Key,
+        want: u32,
+    ) -> Option<usize> {
+        let x = w.load(Ordering::Relaxed) ^ pat;
+        if x & 0xffff == 0 && self.holds(first, k, want) {
+            return Some(first);
+        }
+        if x >> 16 == 0 && self.holds(first + 1, k, want) {
+            return Some(first + 1);
         }
         None
     }
@@ -212,11 +226,29 @@ impl<'a> Table<'a> {
     pub(crate) fn locate(&self, k: &Key) -> Option<usize> {
         let want = meta(STATE_USED, k.len(), k.hash);
         let tag = tag16(k.hash);
+        let pat = tag | (tag << 16);
         let (b1, b2) = self.bucket_pair(k);
-        match self.scan(b1, k, tag, want) {
-            None if b2 != b1 => self.scan(b2, k, tag, want),
-            found => found,
+        let two = b2 != b1;
+        // Both buckets word by word from the home word, where inserts
+        // start looking for a free slot: a key is usually a few words from
+        // it, in either bucket.
+        let home = home_word(k);
+        for i in 0..BUCKET_TAG_WORDS {
+            let j = (home + i) & (BUCKET_TAG_WORDS - 1);
+            if let Some(w) = self.tags.get(b1 * BUCKET_TAG_WORDS + j) {
+                if let Some(idx) = self.check_word(w, b1 * BUCKET_SLOTS + 2 * j, pat, k, want) {
+                    return Some(idx);
+                }
+            }
+            if two {
+                if let Some(w) = self.tags.get(b2 * BUCKET_TAG_WORDS + j) {
+                    if let Some(idx) = self.check_word(w, b2 * BUCKET_SLOTS + 2 * j, pat, k, want) {
+                        return Some(idx);
+                    }
+                }
+            }
         }
+        None
     }
 
     /// Finds `k` and returns its entry locked: [`Error::NoPipe`] if there is
@@ -232,4 +264,11 @@ impl<'a> Table<'a> {
             // Removed or replaced between the probe and the lock: again.
         }
     }
+}
+
+/// `k`'s home word in a bucket: lookups start there, and inserts look for
+/// a free slot from its first lane on.
+#[inline(always)]
+fn home_word(k: &Key) -> usize {
+    (k.hash >> 40) as usize & (BUCKET_TAG_WORDS - 1)
 }
