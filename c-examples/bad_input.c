@@ -62,6 +62,7 @@ static const char *code_name(int c) {
     case FG_E_INVALID_ARGUMENT: return "FG_E_INVALID_ARGUMENT";
     case FG_E_PANIC: return "FG_E_PANIC";
     case FG_E_BUSY: return "FG_E_BUSY";
+    case FG_E_STALE: return "FG_E_STALE";
     default: return "?";
     }
 }

@@ -291,6 +291,25 @@ int main(void) {
         EXPECT("pipes listed (3 IPs, trunk-red, cpu, monitor)", n, 6);
     }
 
+    /* ---- A pipe checked on every call: resolve it once --------------------
+     * fg_check by name hashes the name and looks it up on every call;
+     * fg_check_ref goes straight to the entry. A handle outlives nothing:
+     * once its pipe is deleted (pl.rm), evicted or reused, it is FG_E_STALE. */
+    {
+        uint64_t w = T0 + 40 * TIMER_INTERVAL, h = 0;
+        EXPECT_RC("fg_resolve before the pipe exists", fg_resolve(&pipes, KEY("peer-a"), &h),
+                  FG_NO_PIPE);
+        EXPECT_RC("pl_check(peer-a, TAILDROP, 3)",
+                  fg_check_create(&pipes, KEY("peer-a"), FG_ALGO_TAILDROP, 3, w), FG_PASS);
+        EXPECT_RC("fg_resolve(peer-a)", fg_resolve(&pipes, KEY("peer-a"), &h), FG_OK);
+        EXPECT_RC("2nd request through the handle", fg_check_ref(&pipes, h, w + 1), FG_PASS);
+        EXPECT_RC("3rd", fg_check_ref(&pipes, h, w + 2), FG_PASS);
+        EXPECT_RC("4th: over the limit of 3", fg_check_ref(&pipes, h, w + 3), FG_DROP);
+        EXPECT_RC("by name: the same pipe", fg_check(&pipes, KEY("peer-a"), w + 4), FG_DROP);
+        EXPECT_RC("pl.rm peer-a", fg_pipe_remove(&pipes, KEY("peer-a")), FG_OK);
+        EXPECT_RC("the handle of a deleted pipe", fg_check_ref(&pipes, h, w + 5), FG_E_STALE);
+    }
+
     printf("kamailio_pipelimit: all checks passed\n");
     return 0;
 }

@@ -284,6 +284,12 @@ typedef enum fg_result {
    * your policy for errors (fail open or closed).
    */
   FG_E_BUSY = -124,
+  /**
+   * A handle (`fg_resolve`) whose entry was deleted, evicted or reused
+   * for another key since, or that names no entry of this table:
+   * nothing was touched. Resolve the key again.
+   */
+  FG_E_STALE = -125,
 } fg_result;
 
 /**
@@ -462,6 +468,36 @@ enum fg_result fg_check(const struct fg_table *t,
                         const uint8_t *key,
                         size_t key_len,
                         uint64_t now_ns);
+
+/**
+ * Resolves `key` to a handle on its entry, written to `*handle_out`:
+ * check through it with `fg_check_ref`, which skips hashing and looking
+ * the key up. `FG_NO_PIPE` if there is no such entry. The handle is a
+ * plain number, valid in every process sharing the table until the
+ * entry is deleted, evicted or reused (then `FG_E_STALE`).
+ *
+ * # Safety
+ * Pointers must be NULL or valid for what this function reads and
+ * writes through them; a handle must come from `fg_table_init` or
+ * `fg_table_attach`, and its region must still be mapped.
+ */
+enum fg_result fg_resolve(const struct fg_table *t,
+                          const uint8_t *key,
+                          size_t key_len,
+                          uint64_t *handle_out);
+
+/**
+ * `fg_check` through a handle from `fg_resolve`: `FG_PASS`, `FG_DROP`
+ * or `FG_PASS_NOP` as `fg_check` on the key, or `FG_E_STALE` (nothing
+ * touched) if the handle's entry has been deleted, evicted or reused
+ * since, or `handle` never came from this table.
+ *
+ * # Safety
+ * Pointers must be NULL or valid for what this function reads and
+ * writes through them; a handle must come from `fg_table_init` or
+ * `fg_table_attach`, and its region must still be mapped.
+ */
+enum fg_result fg_check_ref(const struct fg_table *t, uint64_t handle, uint64_t now_ns);
 
 /**
  * Kamailio `pl_check(name, algorithm, limit)`: creates the pipe (with the

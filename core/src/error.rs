@@ -61,12 +61,17 @@ pub enum Error {
     /// Nothing was changed. Try again later, or apply the policy you have
     /// for errors (fail open or closed).
     Busy,
+    /// A [`Handle`](crate::table::Handle) whose entry was deleted, evicted
+    /// or reused for another key since it was resolved (or a handle that
+    /// names no entry of this table): nothing was touched. Resolve the key
+    /// again.
+    Stale,
 }
 
 impl Error {
     /// Every error, in declaration order (for mapping tables such as the C
     /// ABI's result codes).
-    pub const ALL: [Error; 22] = [
+    pub const ALL: [Error; 23] = [
         Error::ZeroInterval,
         Error::InvalidLimit,
         Error::InvalidBurst,
@@ -89,6 +94,7 @@ impl Error {
         Error::DuplicateMember,
         Error::Corrupt,
         Error::Busy,
+        Error::Stale,
     ];
 
     /// A short, static description (also what `Display` prints).
@@ -116,6 +122,7 @@ impl Error {
             Error::DuplicateMember => "the same key twice in one balancing group",
             Error::Corrupt => "stored table state does not decode",
             Error::Busy => "the entry stayed locked by a live holder; try again",
+            Error::Stale => "the handle's entry was deleted or reused; resolve the key again",
         }
     }
 }

@@ -88,6 +88,10 @@ pub enum fg_result {
     /// for the bounded wait: nothing changed. Try again later, or apply
     /// your policy for errors (fail open or closed).
     FG_E_BUSY = -124,
+    /// A handle (`fg_resolve`) whose entry was deleted, evicted or reused
+    /// for another key since, or that names no entry of this table:
+    /// nothing was touched. Resolve the key again.
+    FG_E_STALE = -125,
 }
 
 /// `fg_algorithm`: TAILDROP (pipelimit).
@@ -148,13 +152,14 @@ impl From<Error> for fg_result {
             Error::DuplicateMember => fg_result::FG_E_DUPLICATE_MEMBER,
             Error::Corrupt => fg_result::FG_E_CORRUPT,
             Error::Busy => fg_result::FG_E_BUSY,
+            Error::Stale => fg_result::FG_E_STALE,
             _ => fg_result::FG_E_INVALID_ARGUMENT,
         }
     }
 }
 
 /// Every code with its NUL-terminated description.
-pub(crate) const DESCRIPTIONS: [(fg_result, &str); 36] = [
+pub(crate) const DESCRIPTIONS: [(fg_result, &str); 37] = [
     (fg_result::FG_OK, "ok\0"),
     (fg_result::FG_PASS, "pass\0"),
     (fg_result::FG_PASS_NOP, "pass (NOP pipe)\0"),
@@ -259,6 +264,10 @@ pub(crate) const DESCRIPTIONS: [(fg_result, &str); 36] = [
     (
         fg_result::FG_E_BUSY,
         "the entry stayed locked by a live holder; try again\0",
+    ),
+    (
+        fg_result::FG_E_STALE,
+        "the handle's entry was deleted or reused; resolve the key again\0",
     ),
 ];
 

@@ -355,6 +355,33 @@ export! {
         }
     }
 
+    /// Resolves `key` to a handle on its entry, written to `*handle_out`:
+    /// check through it with `fg_check_ref`, which skips hashing and looking
+    /// the key up. `FG_NO_PIPE` if there is no such entry. The handle is a
+    /// plain number, valid in every process sharing the table until the
+    /// entry is deleted, evicted or reused (then `FG_E_STALE`).
+    fn fg_resolve(t: *const fg_table, key: *const u8, key_len: usize, handle_out: *mut u64)
+        nonnull(t, key, handle_out)
+    {
+        let tab = table(t)?;
+        let k = self::key(key, key_len)?;
+        let h = tab.resolve(k).map_err(err)?;
+        handle_out.write(h.to_bits());
+        Ok(fg_result::FG_OK)
+    }
+
+    /// `fg_check` through a handle from `fg_resolve`: `FG_PASS`, `FG_DROP`
+    /// or `FG_PASS_NOP` as `fg_check` on the key, or `FG_E_STALE` (nothing
+    /// touched) if the handle's entry has been deleted, evicted or reused
+    /// since, or `handle` never came from this table.
+    fn fg_check_ref(t: *const fg_table, handle: u64, now_ns: u64) nonnull(t) {
+        let tab = table(t)?;
+        match tab.check_ref(fg::table::Handle::from_bits(handle), now_ns) {
+            Ok(v) => Ok(verdict(v)),
+            Err(e) => Err(err(e)),
+        }
+    }
+
     /// Kamailio `pl_check(name, algorithm, limit)`: creates the pipe (with the
     /// table's interval) if missing, else keeps its algorithm and replaces its
     /// limit when `limit > 0`; then counts one request. `algorithm` is an

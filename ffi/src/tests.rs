@@ -86,6 +86,7 @@ fn every_code_is_distinct_and_described() {
     // Codes appended later keep theirs too.
     assert_eq!(fg_result::FG_E_PANIC as i32, -123);
     assert_eq!(fg_result::FG_E_BUSY as i32, -124);
+    assert_eq!(fg_result::FG_E_STALE as i32, -125);
     // Every core error maps to its own code.
     let errors = Error::ALL;
     let mut mapped: Vec<i32> = errors.iter().map(|e| fg_result::from(*e) as i32).collect();
@@ -375,6 +376,72 @@ fn round_trip_through_init_attach_and_calls() {
         assert!(removed >= 1);
         assert!(fg_now_ns() > 0);
         drop(mem);
+    }
+}
+
+#[test]
+fn a_resolved_handle_checks_and_goes_stale_when_its_entry_goes() {
+    // SAFETY: every pointer passed below points to a live local of the
+    // right type and size (or is deliberately NULL); the region outlives
+    // the handle.
+    unsafe {
+        let c = config(4);
+        let mut need = 0usize;
+        assert_eq!(fg_table_bytes(&c, &mut need), fg_result::FG_OK);
+        let mut mem = region(need);
+        let mut t = handle();
+        assert_eq!(
+            fg_table_init(mem.as_mut_ptr().cast(), need, &c, &mut t),
+            fg_result::FG_OK
+        );
+        let k = b"trunk-1";
+        let mut h = 42u64;
+        assert_eq!(
+            fg_resolve(&t, k.as_ptr(), k.len(), &mut h),
+            fg_result::FG_NO_PIPE
+        );
+        assert_eq!(h, 42, "out-pointers are written only on success");
+        assert_eq!(
+            fg_resolve(&t, k.as_ptr(), k.len(), null_mut()),
+            fg_result::FG_E_NULL
+        );
+        assert_eq!(
+            fg_resolve(&t, k.as_ptr(), 0, &mut h),
+            fg_result::FG_E_EMPTY_KEY
+        );
+        assert_eq!(
+            fg_check_create(&t, k.as_ptr(), k.len(), FG_ALGO_TAILDROP, 2, 0),
+            fg_result::FG_PASS
+        );
+        assert_eq!(
+            fg_resolve(&t, k.as_ptr(), k.len(), &mut h),
+            fg_result::FG_OK
+        );
+        assert_eq!(fg_check_ref(&t, h, 1), fg_result::FG_PASS);
+        assert_eq!(fg_check_ref(&t, h, 2), fg_result::FG_DROP);
+        assert_eq!(fg_check(&t, k.as_ptr(), k.len(), 3), fg_result::FG_DROP);
+        assert_eq!(fg_check_ref(null(), h, 2), fg_result::FG_E_NULL);
+        assert_eq!(fg_check_ref(&handle(), h, 2), fg_result::FG_E_BAD_HANDLE);
+        assert_eq!(fg_check_ref(&t, u64::MAX, 2), fg_result::FG_E_STALE);
+        // Deleted, then the slot reused by another key: stale, and the
+        // other key's count is untouched.
+        assert_eq!(fg_pipe_remove(&t, k.as_ptr(), k.len()), fg_result::FG_OK);
+        assert_eq!(fg_check_ref(&t, h, 4), fg_result::FG_E_STALE);
+        for other in [&b"a"[..], b"b", b"c", b"d"] {
+            assert_eq!(
+                fg_check_create(&t, other.as_ptr(), other.len(), FG_ALGO_TAILDROP, 1, 5),
+                fg_result::FG_PASS
+            );
+        }
+        assert_eq!(fg_check_ref(&t, h, 6), fg_result::FG_E_STALE);
+        for other in [&b"a"[..], b"b", b"c", b"d"] {
+            assert_eq!(
+                fg_check(&t, other.as_ptr(), other.len(), 7),
+                fg_result::FG_DROP
+            );
+        }
+        let stale = core::ffi::CStr::from_ptr(fg_strerror(fg_result::FG_E_STALE as i32));
+        assert!(stale.to_str().unwrap().contains("resolve the key again"));
     }
 }
 

@@ -105,6 +105,7 @@
 mod balance;
 pub(crate) mod codec;
 mod ctrl;
+mod handle;
 mod hash;
 mod layout;
 mod leases;
@@ -115,6 +116,7 @@ pub mod process;
 mod region;
 
 pub use balance::Balanced;
+pub use handle::Handle;
 pub use layout::{
     bytes_for, entries_word, tag_words, BUCKET_SLOTS, ENTRY_WORDS, HEADER_WORDS, LAYOUT_VERSION,
     LEASE_WORDS,
