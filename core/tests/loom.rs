@@ -1,5 +1,5 @@
 //! Loom models of the table's concurrency protocol (lock words, insert lock,
-//! eviction, lease reclaim, balancing).
+//! placement by tags, eviction, handles, lease reclaim, balancing).
 //!
 //! Only compiled with `--cfg loom`:
 //! `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p floodgate --test loom --release`
@@ -95,6 +95,74 @@ fn insert_racing_insert_on_one_key() {
         "one entry counted twice"
     });
     assert_eq!(seen, set(&["one entry counted twice"]));
+}
+
+#[test]
+fn insert_racing_lookup_of_the_same_key() {
+    // The insert writes the entry, then its tag, then publishes the meta
+    // word; the lookup goes by tag, then meta word, then key. It either
+    // misses the entry (NoPipe) or finds it whole and counts on it.
+    let seen = model("insert_racing_lookup", None, || {
+        let t = table(2, 1);
+        let a = thread::spawn(move || t.check_or_create(b"k", Algorithm::Taildrop, 10, 0));
+        let b = thread::spawn(move || t.check(b"k", 0));
+        assert_eq!(a.join().unwrap(), Ok(Verdict::Pass));
+        let outcome = match b.join().unwrap() {
+            Err(Error::NoPipe) => {
+                assert_eq!(t.get(b"k", 0).unwrap().counter, 1);
+                "the lookup came first"
+            }
+            Ok(Verdict::Pass) => {
+                assert_eq!(t.get(b"k", 0).unwrap().counter, 2, "lost update");
+                "the lookup counted on the new entry"
+            }
+            other => panic!("no serialization gives {other:?}"),
+        };
+        assert_eq!(count_key(&t, b"k", 0), 1, "key inserted twice");
+        outcome
+    });
+    assert_eq!(
+        seen,
+        set(&[
+            "the lookup came first",
+            "the lookup counted on the new entry"
+        ])
+    );
+}
+
+#[test]
+fn handle_racing_delete_and_reuse_of_its_slot() {
+    // One entry: "a" is resolved, then deleted and its slot taken by "b"
+    // while a check through a's handle runs. The handle either counts on
+    // "a" before it goes, or is Stale; it never counts on "b".
+    let seen = model("handle_racing_reuse", None, || {
+        let t = table(1, 1);
+        assert_eq!(
+            t.check_or_create(b"a", Algorithm::Taildrop, 10, 0),
+            Ok(Verdict::Pass)
+        );
+        let h = t.resolve(b"a").unwrap();
+        let a = thread::spawn(move || {
+            t.remove(b"a").unwrap();
+            t.check_or_create(b"b", Algorithm::Taildrop, 10, 0)
+        });
+        let b = thread::spawn(move || t.check_ref(h, 0));
+        assert_eq!(a.join().unwrap(), Ok(Verdict::Pass));
+        let outcome = match b.join().unwrap() {
+            Ok(Verdict::Pass) => "counted on a before it went",
+            Err(Error::Stale) => "stale",
+            other => panic!("no serialization gives {other:?}"),
+        };
+        assert_eq!(
+            t.get(b"b", 0).unwrap().counter,
+            1,
+            "the handle counted on b"
+        );
+        assert_eq!(t.get(b"a", 0), Err(Error::NoPipe));
+        assert_eq!(t.check_ref(h, 0), Err(Error::Stale));
+        outcome
+    });
+    assert_eq!(seen, set(&["counted on a before it went", "stale"]));
 }
 
 #[test]
