@@ -15,7 +15,7 @@
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-use floodgate::table::{Balanced, Config, LeaseRelease, LeaseVerdict, Owner, Table};
+use floodgate::table::{Balanced, Config, Handle, LeaseRelease, LeaseVerdict, Owner, Table};
 use floodgate::{Algorithm, Limiter, Release, Shared, SlotVerdict, Verdict, Window};
 use governor::middleware::NoOpMiddleware;
 use governor::nanos::Nanos;
@@ -152,6 +152,34 @@ impl Case for FgPipe {
     #[inline(always)]
     fn op(&mut self) -> u64 {
         pass(self.table.check(self.key, self.clock.tick()))
+    }
+}
+
+/// floodgate's table pipe checked through a resolved handle
+/// ([`Table::check_ref`]): no hash, no lookup; the entry's lock and the
+/// generation check remain.
+pub struct FgPipeRef {
+    table: Table<'static>,
+    handle: Handle,
+    clock: BenchClock,
+}
+
+impl FgPipeRef {
+    /// [`FgPipe::new`]'s pipe, resolved once.
+    pub fn new(a: Algorithm) -> FgPipeRef {
+        let p = FgPipe::new(a);
+        FgPipeRef {
+            handle: p.table.resolve(p.key).expect("resolve the pipe"),
+            table: p.table,
+            clock: p.clock,
+        }
+    }
+}
+
+impl Case for FgPipeRef {
+    #[inline(always)]
+    fn op(&mut self) -> u64 {
+        pass(self.table.check_ref(self.handle, self.clock.tick()))
     }
 }
 
@@ -319,6 +347,42 @@ impl Case for FgKeyed {
             self.table
                 .check_or_create(k.as_bytes(), Algorithm::Taildrop, lim, now),
         )
+    }
+}
+
+/// [`FgKeyed`]'s keys, each resolved once: [`Table::check_ref`] through
+/// the picked key's handle.
+pub struct FgKeyedRef {
+    table: Table<'static>,
+    handles: Vec<Handle>,
+    pick: Picker,
+    clock: BenchClock,
+}
+
+impl FgKeyedRef {
+    /// `n` keys, all created and resolved.
+    pub fn new(n: usize, pattern: Pattern) -> FgKeyedRef {
+        let k = FgKeyed::new(n, pattern);
+        let handles = k
+            .keys
+            .iter()
+            .map(|key| k.table.resolve(key.as_bytes()).expect("resolve"))
+            .collect();
+        FgKeyedRef {
+            table: k.table,
+            handles,
+            pick: k.pick,
+            clock: k.clock,
+        }
+    }
+}
+
+impl Case for FgKeyedRef {
+    #[inline(always)]
+    fn op(&mut self) -> u64 {
+        let now = self.clock.tick();
+        let h = self.handles[self.pick.next_index()];
+        pass(self.table.check_ref(h, now))
     }
 }
 
@@ -1085,6 +1149,8 @@ pub const NAMES: &[&str] = &[
     "single_pipe/floodgate/FEEDBACK",
     "single_pipe/floodgate/INTERVAL",
     "single_pipe/floodgate/GCRA",
+    "single_pipe/floodgate_ref/TAILDROP",
+    "single_pipe/floodgate_ref/GCRA",
     "single_pipe/floodgate_bare/TAILDROP",
     "single_pipe/floodgate_bare/RED",
     "single_pipe/floodgate_bare/FEEDBACK",
@@ -1100,6 +1166,10 @@ pub const NAMES: &[&str] = &[
     "keyed/floodgate/1000_uniform",
     "keyed/floodgate/100000_hot",
     "keyed/floodgate/100000_uniform",
+    "keyed/floodgate_ref/1000_hot",
+    "keyed/floodgate_ref/1000_uniform",
+    "keyed/floodgate_ref/100000_hot",
+    "keyed/floodgate_ref/100000_uniform",
     "keyed/governor_keyed/1000_hot",
     "keyed/governor_keyed/1000_uniform",
     "keyed/governor_keyed/100000_hot",
@@ -1162,6 +1232,10 @@ pub fn with_case<R: Runner>(name: &str, r: &mut R) -> bool {
             Some(a) => r.run(name, FgPipe::new(a)),
             None => return false,
         },
+        ("single_pipe", "floodgate_ref") => match algorithm(param) {
+            Some(a) => r.run(name, FgPipeRef::new(a)),
+            None => return false,
+        },
         ("single_pipe", "floodgate_bare") => match algorithm(param) {
             Some(a) => r.run(name, FgBare::new(a)),
             None => return false,
@@ -1178,6 +1252,7 @@ pub fn with_case<R: Runner>(name: &str, r: &mut R) -> bool {
             };
             match side {
                 "floodgate" => r.run(name, FgKeyed::new(n, p)),
+                "floodgate_ref" => r.run(name, FgKeyedRef::new(n, p)),
                 "governor_keyed" => r.run(name, GovKeyed::new(n, p)),
                 "governor_keyed_quanta" => r.run(name, GovKeyedQuanta::new(n, p)),
                 "mutex_map" => r.run(name, MutexKeyed::new(n, p)),

@@ -86,7 +86,7 @@ fn buckets_are_distinct_and_slots_in_range() {
 fn tags_follow_inserts_removals_evictions_and_cleaning() {
     with_table(100, 0xfeed, |t| {
         let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
-        for step in 0..if cfg!(miri) { 1_500 } else { 20_000u64 } {
+        for step in 0..if cfg!(miri) { 300 } else { 20_000u64 } {
             x ^= x << 13;
             x ^= x >> 7;
             x ^= x << 17;
@@ -109,7 +109,7 @@ fn tags_follow_inserts_removals_evictions_and_cleaning() {
             }
         }
         assert_tags_consistent(&t);
-        assert!(t.len() > 50);
+        assert!(t.len() > if cfg!(miri) { 10 } else { 50 });
     });
 }
 
