@@ -216,3 +216,25 @@ fn a_killed_insert_or_delete_leaves_a_tag_that_recovery_clears() {
         assert_tags_consistent(&t);
     });
 }
+
+#[test]
+fn a_small_static_table_has_a_short_tag_array_and_finds_every_key() {
+    // Five entries: one bucket, whose tag words a StaticTable does not pad.
+    static T: StaticTable<5, 0> = StaticTable::new();
+    let t = T.init(10 * S, 0, 99, Owner::SINGLE_PROCESS).unwrap();
+    for key in [&b"a"[..], b"b", b"c", b"d", b"e"] {
+        assert_eq!(
+            t.check_or_create(key, Algorithm::Taildrop, 1, 0),
+            Ok(Verdict::Pass)
+        );
+    }
+    assert_eq!(
+        t.check_or_create(b"f", Algorithm::Taildrop, 1, 0),
+        Err(Error::Full)
+    );
+    for key in [&b"a"[..], b"b", b"c", b"d", b"e"] {
+        assert_eq!(t.check(key, 0), Ok(Verdict::Drop));
+    }
+    assert_eq!(t.check(b"f", 0), Err(Error::NoPipe));
+    assert_tags_consistent(&t);
+}
