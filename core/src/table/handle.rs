@@ -90,24 +90,18 @@ impl<'a> Table<'a> {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use crate::table::{Config, Owner};
+    use crate::table::Config;
     use crate::Algorithm;
 
     const S: u64 = 1_000_000_000;
 
+    /// A table of `capacity` entries and 4 lease records.
     fn with_table<R>(capacity: usize, f: impl FnOnce(Table<'_>) -> R) -> R {
         let config = Config {
-            capacity,
             lease_capacity: 4,
-            interval_ns: 10 * S,
-            epoch: 0,
-            seed: 77,
+            ..crate::table::tests::cfg(capacity)
         };
-        let need = Table::size_for(&config).unwrap();
-        let mut mem = std::vec![0u8; need + 8];
-        let off = mem.as_ptr().align_offset(8);
-        let t = Table::init_in(&mut mem[off..off + need], &config, Owner::SINGLE_PROCESS).unwrap();
-        f(t)
+        crate::table::tests::with_table(config, f)
     }
 
     #[test]

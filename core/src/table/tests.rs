@@ -7,18 +7,18 @@ use crate::{Gains, Release, SlotVerdict, Verdict};
 const S: u64 = 1_000_000_000;
 
 /// A heap buffer with room to start an 8-aligned region anywhere in it.
-fn region(bytes: usize) -> Vec<u8> {
+pub(super) fn region(bytes: usize) -> Vec<u8> {
     vec![0u8; bytes + 8]
 }
 
 /// The 8-aligned part of a [`region`] buffer.
-fn as_bytes(r: &mut [u8]) -> &mut [u8] {
+pub(super) fn as_bytes(r: &mut [u8]) -> &mut [u8] {
     let off = r.as_ptr().align_offset(8);
     let len = r.len() - 8;
     &mut r[off..off + len]
 }
 
-fn cfg(capacity: usize) -> Config {
+pub(super) fn cfg(capacity: usize) -> Config {
     Config {
         capacity,
         lease_capacity: capacity,
@@ -28,7 +28,7 @@ fn cfg(capacity: usize) -> Config {
     }
 }
 
-fn with_table<R>(config: Config, f: impl FnOnce(Table<'_>) -> R) -> R {
+pub(super) fn with_table<R>(config: Config, f: impl FnOnce(Table<'_>) -> R) -> R {
     let mut mem = region(Table::size_for(&config).unwrap());
     let t = Table::init_in(as_bytes(&mut mem), &config, Owner::SINGLE_PROCESS).unwrap();
     f(t)

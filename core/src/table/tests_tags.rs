@@ -6,19 +6,14 @@ use crate::Verdict;
 
 const S: u64 = 1_000_000_000;
 
+/// A table of `capacity` entries, no lease records, hash seed `seed`.
 fn with_table<R>(capacity: usize, seed: u64, f: impl FnOnce(Table<'_>) -> R) -> R {
     let config = Config {
-        capacity,
         lease_capacity: 0,
-        interval_ns: 10 * S,
-        epoch: 0,
         seed,
+        ..super::tests::cfg(capacity)
     };
-    let need = Table::size_for(&config).unwrap();
-    let mut mem = std::vec![0u8; need + 8];
-    let off = mem.as_ptr().align_offset(8);
-    let t = Table::init_in(&mut mem[off..off + need], &config, Owner::SINGLE_PROCESS).unwrap();
-    f(t)
+    super::tests::with_table(config, f)
 }
 
 /// The stored key of entry `idx` (which must be in use).
