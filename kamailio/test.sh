@@ -2,7 +2,7 @@
 # End-to-end test of the floodgate Kamailio module against Debian's kamailio,
 # driven by sipp, side by side with Kamailio's own pipelimit.
 #
-#   bash c-examples/kamailio-module/test.sh     (from the repo root, as root or with sudo)
+#   bash kamailio/test.sh     (from the repo root, as root or with sudo)
 #
 # Installs kamailio, kamailio-utils-modules and sip-tester from Debian, builds
 # floodgate.so (build.sh), then for each module (floodgate, then pipelimit)
@@ -33,7 +33,7 @@
 # assertion held.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
 START=$(date +%s)
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 

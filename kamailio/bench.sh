@@ -2,8 +2,8 @@
 # Kamailio's CPU time per call with floodgate vs pipelimit under the same sipp
 # load (kamailio.cfg, uac_pl.xml: INVITE -> pl_check -> 200, ACK).
 #
-#   bash c-examples/kamailio-module/bench.sh            (after test.sh or build.sh)
-#   RATES="2000 4000 6000" CALLS=60000 REPS=3 bash c-examples/kamailio-module/bench.sh
+#   bash kamailio/bench.sh            (after test.sh or build.sh)
+#   RATES="2000 4000 6000" CALLS=60000 REPS=3 bash kamailio/bench.sh
 #
 # 1. Finds the highest of RATES (calls/s) that sipp and kamailio (children=4)
 #    sustain on this machine with floodgate (children=CHILDREN, default 4):
@@ -20,7 +20,7 @@
 # Everything on 127.0.0.1; every process it starts is stopped by an EXIT trap.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
 RATES=${RATES:-"2000 3000 4000 5000 6000 8000"}
 CALLS=${CALLS:-60000}
 REPS=${REPS:-3}
@@ -32,7 +32,7 @@ MODULE_SO="${FLOODGATE_MODULE_OUT:-$ROOT/target/kamailio-module}/floodgate.so"
 WORK=$(mktemp -d /tmp/floodgate-kamailio-bench.XXXXXX)
 CTL="$WORK/ctl"
 HZ=$(getconf CLK_TCK)
-[ -f "$MODULE_SO" ] || { echo "no $MODULE_SO: run c-examples/kamailio-module/build.sh first" >&2; exit 1; }
+[ -f "$MODULE_SO" ] || { echo "no $MODULE_SO: run kamailio/build.sh first" >&2; exit 1; }
 
 KAM_PID=""; KAM_KIDS=""; SIPP_PID=""
 kam_stop() {

@@ -2,7 +2,7 @@
 # Builds the floodgate Kamailio module (floodgate.so) for Debian's installed
 # kamailio, with libfloodgate.a linked in statically.
 #
-#   bash c-examples/kamailio-module/build.sh        (from the repo root; root or sudo)
+#   bash kamailio/build.sh        (from the repo root; root or sudo)
 #
 # 1. installs what it needs from Debian: kamailio (for its version and
 #    `kamailio -I`), gcc, make, dpkg-dev;
@@ -19,7 +19,7 @@
 # Nothing of Kamailio's source is kept in the repository.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
-ROOT=$(cd "$HERE/../.." && pwd)
+ROOT=$(cd "$HERE/.." && pwd)
 CACHE=${KAMAILIO_SRC_CACHE:-$ROOT/target/kamailio-src}
 OUT=${FLOODGATE_MODULE_OUT:-$ROOT/target/kamailio-module}
 SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
