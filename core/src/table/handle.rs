@@ -77,6 +77,8 @@ impl<'a> Table<'a> {
         if g.gen() != handle.gen || meta_state(g.e[E_META].load(Ordering::Relaxed)) != STATE_USED {
             return Err(Error::Stale);
         }
+        // The tail of Table::check, written again: a helper shared by both
+        // cost check 6 to 10 instructions (callgrind, single_pipe cases).
         let shared = self.shared();
         self.update_rate(
             g,

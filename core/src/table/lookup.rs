@@ -135,7 +135,7 @@ impl<'a> Table<'a> {
     #[inline(always)]
     pub(crate) fn bucket_slots(&self, b: usize, k: &Key) -> impl Iterator<Item = usize> + use<> {
         let base = b * BUCKET_SLOTS;
-        let valid = self.entries.len().saturating_sub(base).min(BUCKET_SLOTS);
+        let valid = self.bucket_len(b);
         let home = 2 * home_word(k);
         let start = if home < valid {
             home
@@ -147,6 +147,15 @@ impl<'a> Table<'a> {
             let j = start + i;
             base + if j >= valid { j - valid } else { j }
         })
+    }
+
+    /// Entries in bucket `b`: [`BUCKET_SLOTS`], fewer in a last, partial one.
+    #[inline(always)]
+    pub(crate) fn bucket_len(&self, b: usize) -> usize {
+        self.entries
+            .len()
+            .saturating_sub(b * BUCKET_SLOTS)
+            .min(BUCKET_SLOTS)
     }
 
     /// The slots where `k` may live: its first bucket's, then its second's.

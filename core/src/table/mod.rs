@@ -466,7 +466,7 @@ impl<'a> Table<'a> {
         // wait for it again. A slot whose tag is 0 but whose entry is in use
         // (memory overwritten by someone else) is left alone.
         let (b1, b2) = self.bucket_pair(k);
-        let first_len = self.bucket_slots(b1, k).count();
+        let first_len = self.bucket_len(b1);
         let second_first = b2 != b1 && self.free_in(b2, k) > self.free_in(b1, k);
         let order = self
             .candidates(k)
