@@ -385,10 +385,12 @@ impl Drop for Unlink<'_> {
 /// its version (bytes 4 to 7) against this floodgate's, and what to do.
 fn layout_mismatch(path: &Path) -> String {
     use floodgate::table::LAYOUT_VERSION;
-    let found = std::fs::read(path)
+    // The version word alone (bytes 4 to 7), not the whole table.
+    let mut word = [0u8; 4];
+    let found = File::open(path)
+        .and_then(|f| f.read_exact_at(&mut word, 4))
         .ok()
-        .and_then(|b| b.get(4..8).and_then(|v| <[u8; 4]>::try_from(v).ok()))
-        .map(u32::from_ne_bytes);
+        .map(|()| u32::from_ne_bytes(word));
     let what = match found {
         Some(v) if v < LAYOUT_VERSION => format!(
             "a floodgate table of layout version {v}, made by an older floodgate; this one reads \
