@@ -7,6 +7,8 @@
 //! seed (`cargo test --release -p floodgate --test load -- --nocapture`);
 //! BENCHMARKS.md quotes it.
 
+mod common;
+
 use floodgate::table::{Config, Owner, Table};
 use floodgate::{Algorithm, Error, Verdict};
 
@@ -21,11 +23,13 @@ fn fill(capacity: usize, seed: u64) -> usize {
         epoch: 0,
         seed,
     };
-    let need = Table::size_for(&config).unwrap();
-    // A heap buffer's 8-aligned part.
-    let mut buf = vec![0u8; need + 8];
-    let off = buf.as_ptr().align_offset(8);
-    let t = Table::init_in(&mut buf[off..off + need], &config, Owner::SINGLE_PROCESS).unwrap();
+    common::with_heap_table(&config, Owner::SINGLE_PROCESS, |t| {
+        fill_table(&t, capacity, seed)
+    })
+}
+
+/// [`fill`] on the new table `t`.
+fn fill_table(t: &Table<'_>, capacity: usize, seed: u64) -> usize {
     let key = |i: usize| (i as u64 ^ seed.rotate_left(17)).to_le_bytes();
     let mut n = 0;
     loop {

@@ -117,13 +117,10 @@ const YIELDING: Owner = Owner::SINGLE_PROCESS.with_relax(spin_then_yield);
 /// Runs `f` on a table built in an 8-aligned heap region, shared by every
 /// thread through one `owner`.
 fn with_table<R>(config: Config, owner: Owner, f: impl FnOnce(Table<'_>) -> R) -> R {
-    let need = Table::size_for(&config).unwrap();
-    let mut mem = vec![0u8; need + 8];
-    let off = mem.as_ptr().align_offset(8);
-    let region = &mut mem[off..off + need];
-    let t = Table::init_in(region, &config, owner).unwrap();
-    assert_eq!(t.capacity(), config.capacity);
-    f(t)
+    common::with_heap_table(&config, owner, |t| {
+        assert_eq!(t.capacity(), config.capacity);
+        f(t)
+    })
 }
 
 /// Adds a holder to an outside count and asserts it stays within `max`.

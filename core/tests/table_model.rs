@@ -23,6 +23,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+mod common;
+
 use floodgate::table::{
     Balanced, Config, Lease, LeaseRelease, LeaseVerdict, Owner, Table, MAX_KEY_LEN, MAX_MEMBERS,
 };
@@ -48,12 +50,7 @@ fn config(cases: u32) -> ProptestConfig {
 
 /// Builds a table for `config` in a heap buffer's 8-aligned part and runs `f`.
 fn with_table<R>(config: &Config, f: impl FnOnce(Table<'_>) -> R) -> R {
-    let need = Table::size_for(config).expect("valid config");
-    let mut buf = vec![0u8; need + 8];
-    let off = buf.as_ptr().align_offset(8);
-    let t = Table::init_in(&mut buf[off..off + need], config, Owner::SINGLE_PROCESS)
-        .expect("init_in on an aligned region");
-    f(t)
+    common::with_heap_table(config, Owner::SINGLE_PROCESS, f)
 }
 
 // ---------------------------------------------------------------------------

@@ -16,18 +16,6 @@ fn with_table<R>(capacity: usize, seed: u64, f: impl FnOnce(Table<'_>) -> R) -> 
     super::tests::with_table(config, f)
 }
 
-/// The stored key of entry `idx` (which must be in use).
-fn stored_key(t: &Table<'_>, idx: usize) -> std::vec::Vec<u8> {
-    let e = &t.entries[idx];
-    let len = ((e[E_META].load(Ordering::Relaxed) >> 2) & 0x7f) as usize;
-    let mut b = std::vec::Vec::new();
-    for i in 0..KEY_WORDS {
-        b.extend_from_slice(&e[E_KEY + i].load(Ordering::Relaxed).to_le_bytes());
-    }
-    b.truncate(len);
-    b
-}
-
 /// Every entry in use carries its key's tag, in one of its key's two
 /// buckets; every free entry has tag 0.
 fn assert_tags_consistent(t: &Table<'_>) {
@@ -37,8 +25,8 @@ fn assert_tags_consistent(t: &Table<'_>) {
             assert_eq!(t.tag_at(idx), 0, "free entry {idx} has a tag");
             continue;
         }
-        let key = stored_key(t, idx);
-        let k = t.key(&key).unwrap();
+        let listed = t.entry_at(idx, 0).expect("an entry in use is listed");
+        let k = t.key(listed.key()).unwrap();
         assert_eq!(t.tag_at(idx), tag16(k.hash), "entry {idx}: wrong tag");
         assert!(
             t.candidates(&k).any(|i| i == idx),

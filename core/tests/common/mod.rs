@@ -14,8 +14,19 @@ use std::sync::mpsc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use floodgate::table::Owner;
+use floodgate::table::{Config, Owner, Table};
 use floodgate::Error;
+
+/// Builds a table for `config` in a heap buffer's 8-aligned part, used
+/// through `owner`, and runs `f` on it (the tests of one process).
+pub fn with_heap_table<R>(config: &Config, owner: Owner, f: impl FnOnce(Table<'_>) -> R) -> R {
+    let need = Table::size_for(config).expect("valid config");
+    let mut buf = vec![0u8; need + 8];
+    let off = buf.as_ptr().align_offset(8);
+    let t = Table::init_in(&mut buf[off..off + need], config, owner)
+        .expect("init_in on an aligned region");
+    f(t)
+}
 
 /// Calls this process (or thread) made again after [`Error::Busy`] (see
 /// [`again`]).
