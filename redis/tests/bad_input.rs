@@ -46,6 +46,12 @@ fn with_key<'a>(cmd: &[&'a str], key: &'a str) -> Vec<&'a str> {
         .collect()
 }
 
+/// Redis still answers, and the errors before wrote no key.
+fn assert_alive_and_unwritten(con: &mut Connection) {
+    assert!(ping_ok(con));
+    assert_eq!(keys(con), Vec::<Vec<u8>>::new(), "errors wrote nothing");
+}
+
 /// The reply must be an error whose text (case-insensitively) contains one
 /// of `any`.
 #[track_caller]
@@ -107,12 +113,7 @@ fn wrong_arity_is_an_error_for_every_command() {
         let argv: Vec<&str> = args.split_whitespace().collect();
         expect_err(&call(&mut con, &argv), args);
     }
-    assert!(ping_ok(&mut con));
-    assert_eq!(
-        keys(&mut con),
-        Vec::<Vec<u8>>::new(),
-        "errors wrote nothing"
-    );
+    assert_alive_and_unwritten(&mut con);
 }
 
 #[test]
@@ -212,12 +213,7 @@ fn numbers_that_do_not_parse_or_are_out_of_range_are_named() {
         let argv: Vec<&str> = args.split_whitespace().collect();
         assert_err_mentions(&mut con, &argv, any);
     }
-    assert!(ping_ok(&mut con));
-    assert_eq!(
-        keys(&mut con),
-        Vec::<Vec<u8>>::new(),
-        "errors wrote nothing"
-    );
+    assert_alive_and_unwritten(&mut con);
 }
 
 #[test]
