@@ -124,6 +124,7 @@ static struct timer_ln *fgm_timer = NULL;
 static sl_api_t fgm_slb;
 static struct dlg_binds fgm_dlgb; /* dialog API, if dialog.so is loaded */
 static int fgm_dlg_bound = 0;
+static uint64_t fgm_instance = 0; /* random per start: tags dialog variables */
 
 static int mod_init(void);
 static void mod_destroy(void);
@@ -469,8 +470,12 @@ static int ki_pl_drop_range(sip_msg_t *msg, int rmin, int rmax)
  *
  * The lease handle is kept twice: in the callback's parameter (shm, freed
  * by the dialog module with the dialog) and in the dialog variable
- * "fg_slot:<key>" (decimal), which fg_dlg_release and a second acquire on
- * the same key and dialog (a spiral) read. */
+ * "fg_slot:<key>", which fg_dlg_release and a second acquire on the same
+ * key and dialog (a spiral) read. The variable is "<instance>:<lease>" in
+ * hex: a dialog loaded back from the dialog module's database after a
+ * restart carries a variable of an older table, whose lease numbers the new
+ * table hands out again; the instance (random per start) tells them apart,
+ * and such a variable counts as no slot held. */
 
 #define FGM_DLG_TAKEN 1
 #define FGM_DLG_HELD 2
@@ -542,6 +547,31 @@ static int fgm_dlg_var(const str *name, char *buf, int size, str *out)
 	return 0;
 }
 
+/* The lease in a dialog variable's value, if it is "<instance>:<lease>" of
+ * this start's table: 0, else -1 (absent, another table's, or changed). */
+static int fgm_dlg_var_lease(const str *val, uint64_t *lease)
+{
+	char buf[40];
+	char *end;
+	uint64_t inst;
+
+	if(val->s == NULL || val->len != 33)
+		return -1;
+	memcpy(buf, val->s, val->len);
+	buf[val->len] = '\0';
+	if(buf[16] != ':')
+		return -1;
+	buf[16] = '\0';
+	errno = 0;
+	inst = strtoull(buf, &end, 16);
+	if(errno != 0 || *end != '\0' || inst != fgm_instance)
+		return -1;
+	*lease = strtoull(buf + 17, &end, 16);
+	if(errno != 0 || *end != '\0')
+		return -1;
+	return 0;
+}
+
 /* The message's dialog (with a reference: release_dlg it), or NULL. */
 static struct dlg_cell *fgm_dlg_get(sip_msg_t *msg, const char *fn)
 {
@@ -565,7 +595,7 @@ static int fgm_dlg_acquire(sip_msg_t *msg, str *name, int max, int hold)
 {
 	char kbuf[FG_MAX_KEY_LEN];
 	char vbuf[FG_MAX_KEY_LEN + 2 * sizeof(FGM_DLG_VAR_PREFIX) + 256];
-	char lbuf[24];
+	char lbuf[40];
 	const uint8_t *k;
 	size_t kl;
 	str vname, val;
@@ -594,7 +624,8 @@ static int fgm_dlg_acquire(sip_msg_t *msg, str *name, int max, int hold)
 		ret = FGM_DLG_ERROR;
 		goto done;
 	}
-	if(fgm_dlgb.get_dlg_varval(dlg, &vname, &val) == 0 && val.len > 0) {
+	if(fgm_dlgb.get_dlg_varval(dlg, &vname, &val) == 0
+			&& fgm_dlg_var_lease(&val, &lease) == 0) {
 		/* A spiral, or the script calling twice: one slot per key and
 		 * dialog. */
 		LM_DBG("fg_dlg_acquire [%.*s]: the dialog holds a slot already\n",
@@ -653,7 +684,8 @@ static int fgm_dlg_acquire(sip_msg_t *msg, str *name, int max, int hold)
 		goto done;
 	}
 	val.s = lbuf;
-	val.len = snprintf(lbuf, sizeof(lbuf), "%" PRIu64, lease);
+	val.len = snprintf(lbuf, sizeof(lbuf), "%016" PRIx64 ":%016" PRIx64,
+			fgm_instance, lease);
 	if(fgm_dlgb.set_dlg_var(dlg, &vname, &val) != 0) {
 		/* The callback stays registered: its release is a no-op now. */
 		LM_ERR("fg_dlg_acquire [%.*s]: cannot set dialog variable %.*s:"
@@ -675,11 +707,9 @@ done:
 static int fgm_dlg_release(sip_msg_t *msg, str *name)
 {
 	char vbuf[FG_MAX_KEY_LEN + 2 * sizeof(FGM_DLG_VAR_PREFIX) + 256];
-	char lbuf[24];
 	str vname, val;
 	struct dlg_cell *dlg;
 	uint64_t lease;
-	char *end;
 	fg_result r;
 	int ret;
 
@@ -694,19 +724,9 @@ static int fgm_dlg_release(sip_msg_t *msg, str *name)
 		ret = FGM_DLG_ERROR;
 		goto done;
 	}
-	if(fgm_dlgb.get_dlg_varval(dlg, &vname, &val) != 0 || val.len <= 0
-			|| val.len >= (int)sizeof(lbuf)) {
-		ret = -1; /* this dialog took no slot on that key */
-		goto done;
-	}
-	memcpy(lbuf, val.s, val.len);
-	lbuf[val.len] = '\0';
-	errno = 0;
-	lease = strtoull(lbuf, &end, 10);
-	if(errno != 0 || *end != '\0') {
-		LM_ERR("fg_dlg_release [%.*s]: dialog variable %.*s holds [%s]\n",
-				name->len, name->s, vname.len, vname.s, lbuf);
-		ret = FGM_DLG_ERROR;
+	if(fgm_dlgb.get_dlg_varval(dlg, &vname, &val) != 0
+			|| fgm_dlg_var_lease(&val, &lease) != 0) {
+		ret = -1; /* this dialog took no slot on that key (in this table) */
 		goto done;
 	}
 	r = fg_lease_release(&fgm_table, lease, fg_now_ns());
@@ -977,6 +997,7 @@ static int mod_init(void)
 	cfg.interval_ns = (uint64_t)fgm_timer_interval * FG_NS_PER_S;
 	cfg.epoch_ns = fg_now_ns(); /* windows start here, as pipelimit's timer */
 	cfg.seed = fgm_seed();
+	fgm_instance = fgm_seed();
 	r = fg_table_bytes(&cfg, &need);
 	if(r != FG_OK) {
 		LM_ERR("fg_table_bytes: %s\n", fg_strerror(r));
