@@ -18,6 +18,16 @@
 # load_stat_file that the test writes in /proc/stat's format (counters that
 # give an exact load whichever two versions of the file the module reads).
 #
+# Then, for floodgate only, concurrent call limits (dialog.cfg: Kamailio as
+# a stateful proxy with the dialog module between a sipp UAC, uac_dlg.xml,
+# and a sipp UAS, uas_dlg.xml): fg_dlg_acquire on every INVITE, slots
+# counted with `kamcmd floodgate.usage KEY` while the calls are up and after
+# they end, exact numbers: calls that hang up (BYE), calls never answered
+# (tm's 408: failed dialogs), dialogs that time out (expired), calls over the
+# max (503), a hold shorter than the calls (reclaimed while they are up; the
+# late BYEs leave newer slots alone), the same from KEMI, and a config using
+# fg_dlg_acquire without dialog.so refused at start-up.
+#
 # Each load starts right after a window edge: the test sends one INVITE (the
 # probe, which creates the pipe), then polls `kamcmd pl.list <pipe>` until the
 # counter is back at 0. The number of 503s is then predicted by simulating the
