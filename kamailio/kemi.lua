@@ -1,7 +1,9 @@
 -- KEMI (Lua) version of kamailio.cfg's request_route, for test.sh's KEMI
 -- stage: the pipe is the R-URI user; pipes named fg_* go through
 -- KSR.floodgate, the others through KSR.pipelimit (pipelimit's own exports,
--- or floodgate's alias of them).
+-- or floodgate's alias of them). Under dialog.cfg (dialog.so loaded, so
+-- KSR.dialog exists) the route is ksr_dialog_route below instead: concurrent
+-- call limits with KSR.floodgate.fg_dlg_acquire*.
 function ksr_request_route()
 	if KSR.dialog ~= nil then
 		-- dialog.cfg (dialog.so loaded): concurrent call limits
