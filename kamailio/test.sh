@@ -565,6 +565,15 @@ n=$(grep -c 'fg_dlg twice(twice): 1 2 1 -1 1$' "$KAM_LOG" || true)
 slots_until twice 0 2 || fail "floodgate.usage twice after the BYEs: $SLOTS, want 0"
 ok "each call: fg_dlg_acquire 1, again 2 (nothing taken), fg_dlg_release 1, again -1, fg_dlg_acquire 1; 2 slots while up, 0 after"
 
+stage "floodgate: fg_dlg_acquire on a key that is a pl_check pipe: -4 (503), and floodgate.usage on it is a fault"
+dlg_calls UAC1 ratepipe 5 - "$UAS_PORT" 1 500
+dlg_wait UAC1
+[ "$D503" = 1 ] && [ "$D200" = 0 ] || fail "a call on the pipe 'ratepipe': $D200 x 200, $D503 x 503 (want 0 and 1)"
+grep -q 'fg_dlg_acquire(ratepipe, 5): -4: 503' "$KAM_LOG" || fail "no 'fg_dlg_acquire(ratepipe, 5): -4: 503' in the log"
+grep -q 'the key is a rate-limit pipe' "$KAM_LOG" || fail "no 'the key is a rate-limit pipe' in the log"
+kc_fault floodgate.usage ratepipe || fail "floodgate.usage ratepipe (a TAILDROP pipe) should be a fault: $(kc floodgate.usage ratepipe | tr '\n' ' ')"
+ok "fg_dlg_acquire on the TAILDROP pipe 'ratepipe': -4, logged 'the key is a rate-limit pipe', 503; floodgate.usage ratepipe: fault"
+
 stage "floodgate: calls never answered (UAS port $DEAD_PORT silent, tm's 408 after 2 s): DLGCB_FAILED gives the slots back"
 dlg_calls UAC1 unanswered 3 - "$DEAD_PORT" 4 1000
 slots_until unanswered 3 2 || fail "floodgate.usage unanswered while the INVITEs are pending: $SLOTS, want 3"
