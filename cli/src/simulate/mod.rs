@@ -391,10 +391,10 @@ pub fn json(source: &Source, report: &Report, args: &SimulateArgs) -> Value {
 /// The summary as text.
 pub fn text(source: &Source, report: &Report, args: &SimulateArgs) -> String {
     let mut out = format!(
-        "{}\n{} events over {}; chart {}{}\n\n",
+        "{}\n{} events over {:.3} s; chart {}{}\n\n",
         source.text(),
         report.events,
-        fmt_ns(report.span_ns.max(1)),
+        report.span_ns as f64 / 1e9,
         args.svg.display(),
         match &args.png {
             Some(p) => format!(" and {}", p.display()),
