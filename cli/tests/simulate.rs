@@ -307,6 +307,70 @@ fn a_synthetic_capture_replays_with_known_verdicts() {
     assert_eq!(v["events"], 0);
 }
 
+/// The IP packet (no link layer) of a SIP request from `src`.
+fn ip_packet(src: [u8; 4]) -> Vec<u8> {
+    let b = PacketBuilder::ipv4(src, [192, 0, 2, 53], 64).udp(40000, 5060);
+    let payload = sip("INVITE", "bob", "alice");
+    let mut out = Vec::with_capacity(b.size(payload.len()));
+    b.write(&mut out, &payload).unwrap();
+    out
+}
+
+#[test]
+fn linux_cooked_raw_ip_and_loopback_captures() {
+    let dir = TempDir::new("links");
+    let ip = ip_packet(A);
+    let mut sll = vec![0, 0, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0, 0x08, 0x00];
+    sll.extend_from_slice(&ip);
+    let mut sll2 = vec![
+        0x08, 0x00, 0, 0, 0, 0, 0, 2, 0, 1, 0, 6, 1, 2, 3, 4, 5, 6, 0, 0,
+    ];
+    sll2.extend_from_slice(&ip);
+    let mut null = 2u32.to_ne_bytes().to_vec(); // AF_INET
+    null.extend_from_slice(&ip);
+    for (link, frame) in [
+        (DataLink::LINUX_SLL, sll),
+        (DataLink::LINUX_SLL2, sll2),
+        (DataLink::RAW, ip.clone()),
+        (DataLink::NULL, null),
+    ] {
+        let path = dir.path("link.pcap");
+        let header = PcapHeader {
+            datalink: link,
+            ..Default::default()
+        };
+        let mut w = PcapWriter::with_header(File::create(&path).unwrap(), header).unwrap();
+        for i in 0..4u64 {
+            let p = PcapPacket::new(Duration::from_millis(i), frame.len() as u32, &frame);
+            w.write_packet(&p).unwrap();
+        }
+        // And one cut short.
+        let p = PcapPacket::new(Duration::from_millis(9), 10, &frame[..10]);
+        w.write_packet(&p).unwrap();
+        drop(w);
+        let v = simulate_json(
+            &dir,
+            &["--capture", path.to_str().unwrap(), "TAILDROP:3/1s"],
+        );
+        assert_eq!(v["source"]["requests"], 4, "{link:?}: {v}");
+        assert_eq!(v["source"]["skipped"]["malformed"], 1, "{link:?}: {v}");
+        assert_eq!(counts(&v["limiters"][0]), (4, 3, 1), "{link:?}");
+    }
+    // A link type this reader does not decode: counted, not fatal.
+    let path = dir.path("ax25.pcap");
+    let header = PcapHeader {
+        datalink: DataLink::AX25,
+        ..Default::default()
+    };
+    let mut w = PcapWriter::with_header(File::create(&path).unwrap(), header).unwrap();
+    w.write_packet(&PcapPacket::new(Duration::ZERO, 3, b"abc"))
+        .unwrap();
+    drop(w);
+    let v = simulate_json(&dir, &["--capture", path.to_str().unwrap(), "NOP"]);
+    assert_eq!(v["source"]["skipped"]["unsupported_link"], 1);
+    assert_eq!(v["events"], 0);
+}
+
 #[test]
 fn a_capture_cut_in_its_last_record_is_read_up_to_there() {
     let dir = TempDir::new("cut");

@@ -1,4 +1,5 @@
-//! Real traffic for `simulate`: SIP requests from a pcap or pcapng capture,
+//! Real traffic for `simulate`: SIP requests from a pcap or pcapng capture
+//! (Ethernet with VLAN tags, Linux cooked v1 and v2, raw IP, BSD loopback),
 //! or `time,key` lines from a CSV file. Both are read as a stream: one
 //! packet or line at a time, handed to a callback, nothing collected.
 //!
@@ -20,7 +21,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, ErrorKind};
 use std::path::Path;
 
-use etherparse::{NetSlice, SlicedPacket, TransportSlice};
+use etherparse::{EtherType, NetSlice, SlicedPacket, TransportSlice};
 use pcap_file::pcap::PcapReader;
 use pcap_file::pcapng::blocks::interface_description::InterfaceDescriptionOption;
 use pcap_file::pcapng::{Block, PcapNgReader};
@@ -308,6 +309,17 @@ impl Decoder<'_> {
         let sliced = match link {
             DataLink::ETHERNET => SlicedPacket::from_ethernet(data),
             DataLink::LINUX_SLL => SlicedPacket::from_linux_sll(data),
+            // Linux cooked v2 (`tcpdump -i any` since libpcap 1.10): a
+            // 20-byte header whose first 2 bytes are the EtherType.
+            DataLink::LINUX_SLL2 => match (data.get(..2), data.get(20..)) {
+                (Some(t), Some(rest)) => {
+                    SlicedPacket::from_ether_type(EtherType(u16::from_be_bytes([t[0], t[1]])), rest)
+                }
+                _ => {
+                    c.malformed += 1;
+                    return;
+                }
+            },
             DataLink::RAW | DataLink::IPV4 | DataLink::IPV6 => SlicedPacket::from_ip(data),
             // BSD loopback: a 4-byte address family, then IP.
             DataLink::NULL | DataLink::LOOP => match data.get(4..) {
