@@ -407,6 +407,9 @@ fn broken_inputs_exit_2_or_3_with_a_message() {
     bytes[shb_len + 4..shb_len + 8].copy_from_slice(&4u32.to_le_bytes());
     std::fs::write(&bad_block, &bytes).unwrap();
     let missing = dir.path("missing.pcap");
+    // Two events 10 days apart: 8.64e8 updates of a 1 ms controller.
+    let csv_far = dir.path("far.csv");
+    std::fs::write(&csv_far, "0,a\n864000,a\n").unwrap();
     for (file, want) in [
         (&text, "not a capture"),
         (&empty, "not a capture: it is empty"),
@@ -442,6 +445,20 @@ fn broken_inputs_exit_2_or_3_with_a_message() {
         (
             vec!["--model", "const:1", "--csv", "x", "NOP"],
             "cannot be used",
+        ),
+        (
+            vec!["--model", "const:1000000", "--duration", "1000d", "NOP"],
+            "at most",
+        ),
+        (
+            vec![
+                "--csv",
+                csv_far.to_str().unwrap(),
+                "--load",
+                "0.5",
+                "FEEDBACK:50/1ms",
+            ],
+            "longer interval",
         ),
     ] {
         let (r, _) = simulate(&dir, &args);

@@ -122,6 +122,7 @@ struct Lane {
     worst_from: u64,
     pid: Option<PidController>,
     next_tick: u64,
+    ticks: u64,
     passed_in_tick: u64,
     shared: Shared,
     releases: BinaryHeap<Reverse<(u64, Box<[u8]>)>>,
@@ -165,11 +166,23 @@ pub struct Report {
     pub lanes: Vec<LaneReport>,
 }
 
-/// The reason a run stopped.
+/// The most FEEDBACK controller updates in one run (one per interval of
+/// simulated time).
+pub const MAX_TICKS: u64 = 100_000_000;
+
+/// Why a run stopped before its traffic ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TooLong {
-    /// The event's time since the first, ns.
-    pub at_ns: u64,
+pub enum TooLong {
+    /// An event lies past [`MAX_BINS`] bins.
+    Bins {
+        /// The event's time since the first, ns.
+        at_ns: u64,
+    },
+    /// A FEEDBACK limiter would need more than [`MAX_TICKS`] updates.
+    Ticks {
+        /// The limiter.
+        limiter: String,
+    },
 }
 
 impl Engine {
@@ -214,6 +227,7 @@ impl Engine {
                     worst_from: 0,
                     pid,
                     next_tick: spec.interval_ns,
+                    ticks: 0,
                     passed_in_tick: 0,
                     shared: Shared::default(),
                     releases: BinaryHeap::new(),
@@ -267,7 +281,7 @@ impl Engine {
         };
         let bin = (t / self.opts.bin_ns) as usize;
         if bin >= MAX_BINS {
-            return Err(TooLong { at_ns: t });
+            return Err(TooLong::Bins { at_ns: t });
         }
         if bin >= self.offered_bins.len() {
             self.offered_bins.resize(bin + 1, 0);
@@ -278,6 +292,11 @@ impl Engine {
         self.keyed |= !key.is_empty();
         for lane in &mut self.lanes {
             lane.event(t, bin, key, &self.opts);
+            if lane.ticks > MAX_TICKS {
+                return Err(TooLong::Ticks {
+                    limiter: lane.spec.text.clone(),
+                });
+            }
         }
         Ok(())
     }
@@ -359,6 +378,13 @@ impl Lane {
         }
         // FEEDBACK: the controller's ticks up to now, one per interval.
         if let Some(pid) = &mut self.pid {
+            if self.next_tick <= t {
+                let due = (t - self.next_tick) / self.spec.interval_ns + 1;
+                self.ticks = self.ticks.saturating_add(due);
+                if self.ticks > MAX_TICKS {
+                    return; // the engine stops the run
+                }
+            }
             while self.next_tick <= t {
                 let load = match &opts.load {
                     Some(LoadProfile::Steps(s)) => s.at(self.next_tick),
@@ -540,7 +566,7 @@ mod tests {
         e.event(10, b"").unwrap();
         assert_eq!(
             e.event(10 + MAX_BINS as u64, b""),
-            Err(TooLong {
+            Err(TooLong::Bins {
                 at_ns: MAX_BINS as u64
             })
         );

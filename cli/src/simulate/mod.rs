@@ -77,6 +77,9 @@ Exit codes:
      middle; a chart that cannot be written"
 );
 
+/// The most events a model may make (about 10 minutes of simulation).
+pub const MAX_MODEL_EVENTS: f64 = 1e10;
+
 /// `floodgate simulate`.
 #[derive(Debug, Clone, Args)]
 #[command(group(ArgGroup::new("source").required(true).args(["model", "capture", "csv"])))]
@@ -268,6 +271,23 @@ pub fn simulate(args: &SimulateArgs) -> Result<(Source, Report), Failure> {
         }
     };
     let source = if let Some(m) = &args.model {
+        let expected = m.expected_events(args.duration);
+        if expected > MAX_MODEL_EVENTS {
+            return Err(Failure::usage(format!(
+                "--model {} makes about {expected:.3e} events over --duration {}; at most {MAX_MODEL_EVENTS:.0e}",
+                m.text,
+                fmt_ns(args.duration)
+            )));
+        }
+        if args.duration / args.bin >= engine::MAX_BINS as u64 {
+            return Err(Failure::usage(format!(
+                "--duration {} is {} bins of --bin {}; at most {}: use a longer --bin",
+                fmt_ns(args.duration),
+                args.duration / args.bin,
+                fmt_ns(args.bin),
+                engine::MAX_BINS
+            )));
+        }
         for t in ModelEvents::new(m, args.duration, args.seed) {
             feed(t, b"");
         }
@@ -298,13 +318,22 @@ pub fn simulate(args: &SimulateArgs) -> Result<(Source, Report), Failure> {
             "give the traffic: --model, --capture or --csv".to_owned(),
         ));
     };
-    if let Some(TooLong { at_ns }) = too_long {
-        return Err(Failure::usage(format!(
-            "an event {} after the first is past {} bins of --bin {}: use a longer --bin",
-            fmt_ns(at_ns),
-            engine::MAX_BINS,
-            fmt_ns(args.bin)
-        )));
+    match too_long {
+        None => {}
+        Some(TooLong::Bins { at_ns }) => {
+            return Err(Failure::usage(format!(
+                "an event {} after the first is past {} bins of --bin {}: use a longer --bin",
+                fmt_ns(at_ns),
+                engine::MAX_BINS,
+                fmt_ns(args.bin)
+            )))
+        }
+        Some(TooLong::Ticks { limiter }) => {
+            return Err(Failure::usage(format!(
+                "{limiter}: the traffic spans more than {} intervals of its PID controller: use a longer interval",
+                engine::MAX_TICKS
+            )))
+        }
     }
     if let Source::Model { duration_ns, .. } = &source {
         engine.run_until(*duration_ns);

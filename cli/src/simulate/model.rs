@@ -139,6 +139,16 @@ pub fn parse_model(s: &str) -> Result<ModelSpec, String> {
     })
 }
 
+impl ModelSpec {
+    /// How many events the model makes over `duration_ns`, on average.
+    pub fn expected_events(&self, duration_ns: u64) -> f64 {
+        self.terms
+            .iter()
+            .map(|t| Term::new(t, duration_ns, 0, 0).total)
+            .sum()
+    }
+}
+
 /// One term, generating.
 struct Term {
     shape: Shape,
@@ -239,7 +249,10 @@ impl Term {
         if !tau.is_finite() || tau >= self.span_s {
             return None;
         }
-        Some(self.from_ns + (tau.max(0.0) * 1e9).round() as u64)
+        Some(
+            self.from_ns
+                .saturating_add((tau.max(0.0) * 1e9).round() as u64),
+        )
     }
 
     fn advance(&mut self) {
