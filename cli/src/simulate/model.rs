@@ -1,5 +1,5 @@
 //! Modelled traffic: a sum of terms, each a rate shape over (part of) the run,
-//! with events spaced evenly or as a Poisson process. See [`MODEL_HELP`].
+//! with events spaced evenly or as a Poisson process. See [`super::SIMULATE_HELP`].
 //!
 //! Each term's events are the times where its cumulative count
 //! `N(t) = integral of rate` reaches 0, 1, 2, ... (even spacing), or reaches
