@@ -4,8 +4,9 @@
 //!
 //! Text is drawn with DejaVu Sans embedded in the binary (the `dejavu`
 //! crate, through plotters' `ab_glyph` feature), so neither the SVG's
-//! layout nor the PNG depends on the fonts installed: a fresh Debian has
-//! none that plotters' default font backend (fontconfig) could load.
+//! layout nor the PNG depends on the fonts installed. plotters' default
+//! text backend (font-kit) builds against fontconfig's headers and loads
+//! system fonts; a fresh Debian has neither.
 
 use std::path::Path;
 use std::sync::Once;
