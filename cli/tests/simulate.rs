@@ -423,6 +423,17 @@ fn broken_inputs_exit_2_or_3_with_a_message() {
         assert!(r.stdout.is_empty());
         assert!(!svg.exists(), "{file:?}: no chart for a failed run");
     }
+    // A chart that cannot be written.
+    let r = cli_raw(&[
+        "simulate",
+        "--model",
+        "const:10",
+        "--svg",
+        dir.path("no/such/dir/x.svg").to_str().unwrap(),
+        "NOP",
+    ]);
+    assert_eq!(r.code, 3, "{r:?}");
+    assert!(r.stderr.contains("x.svg"), "{}", r.stderr);
     for (args, want) in [
         (vec!["--model", "const:10", "FOO:1"], "unknown algorithm"),
         (vec!["--model", "wave:10", "RED:1"], "unknown shape"),
