@@ -762,10 +762,11 @@ static int ki_fg_dlg_release(sip_msg_t *msg, str *key)
 	return fgm_dlg_release(msg, key);
 }
 
-static int w_fg_dlg_acquire2(sip_msg_t *msg, char *p1, char *p2)
+/* fg_dlg_acquire's script parameters; p3 (hold) NULL: the dlg_hold default. */
+static int fgm_dlg_acquire_params(sip_msg_t *msg, char *p1, char *p2, char *p3)
 {
 	str key = STR_NULL;
-	int max = 0;
+	int max = 0, hold = fgm_dlg_hold;
 
 	if(fixup_get_svalue(msg, (gparam_t *)p1, &key) != 0 || key.s == NULL) {
 		LM_ERR("fg_dlg_acquire: invalid key parameter\n");
@@ -775,27 +776,21 @@ static int w_fg_dlg_acquire2(sip_msg_t *msg, char *p1, char *p2)
 		LM_ERR("fg_dlg_acquire: invalid max parameter\n");
 		return FGM_DLG_ERROR;
 	}
-	return fgm_dlg_acquire(msg, &key, max, fgm_dlg_hold);
-}
-
-static int w_fg_dlg_acquire3(sip_msg_t *msg, char *p1, char *p2, char *p3)
-{
-	str key = STR_NULL;
-	int max = 0, hold = 0;
-
-	if(fixup_get_svalue(msg, (gparam_t *)p1, &key) != 0 || key.s == NULL) {
-		LM_ERR("fg_dlg_acquire: invalid key parameter\n");
-		return FGM_DLG_ERROR;
-	}
-	if(fixup_get_ivalue(msg, (gparam_t *)p2, &max) != 0) {
-		LM_ERR("fg_dlg_acquire: invalid max parameter\n");
-		return FGM_DLG_ERROR;
-	}
-	if(fixup_get_ivalue(msg, (gparam_t *)p3, &hold) != 0) {
+	if(p3 != NULL && fixup_get_ivalue(msg, (gparam_t *)p3, &hold) != 0) {
 		LM_ERR("fg_dlg_acquire: invalid hold parameter\n");
 		return FGM_DLG_ERROR;
 	}
 	return fgm_dlg_acquire(msg, &key, max, hold);
+}
+
+static int w_fg_dlg_acquire2(sip_msg_t *msg, char *p1, char *p2)
+{
+	return fgm_dlg_acquire_params(msg, p1, p2, NULL);
+}
+
+static int w_fg_dlg_acquire3(sip_msg_t *msg, char *p1, char *p2, char *p3)
+{
+	return fgm_dlg_acquire_params(msg, p1, p2, p3);
 }
 
 static int w_fg_dlg_release(sip_msg_t *msg, char *p1, char *p2)

@@ -428,15 +428,21 @@ stat_check() {
     ok "floodgate's sampled load: $want (not pipelimit 5.6's $old): $PIDOUT"
 }
 
+# refused_start WHAT LOG_TEXT: kamailio, started with KAM_ARGS, must exit
+# within 10 s (refusing WHAT) and log LOG_TEXT.
+refused_start() {
+    kamailio "${KAM_ARGS[@]}" >"$KAM_LOG" 2>&1 &
+    KAM_PID=$!
+    for _ in $(seq 100); do kill -0 "$KAM_PID" 2>/dev/null || break; sleep 0.1; done
+    kill -0 "$KAM_PID" 2>/dev/null && { kam_stop; fail "kamailio started with $1 (still running after 10 s)"; }
+    local erc=0; wait "$KAM_PID" || erc=$?; KAM_PID=""
+    grep -q "$2" "$KAM_LOG" || fail "kamailio exited ($erc) with $1 but logged no '$2'"
+    ok "kamailio with $1: exit $erc, $(grep -m1 -o "$2.*" "$KAM_LOG")"
+}
+
 stage "floodgate: modparam load_stat_file \"\" is refused at start-up"
 kam_args floodgate LOAD_FETCH=1 LOAD_SOURCE=0 'LOAD_STAT_FILE=""'
-kamailio "${KAM_ARGS[@]}" >"$KAM_LOG" 2>&1 &
-KAM_PID=$!
-for _ in $(seq 100); do kill -0 "$KAM_PID" 2>/dev/null || break; sleep 0.1; done
-kill -0 "$KAM_PID" 2>/dev/null && { kam_stop; fail "kamailio started with load_stat_file \"\" (still running after 10 s)"; }
-erc=0; wait "$KAM_PID" || erc=$?; KAM_PID=""
-grep -q 'invalid load_stat_file' "$KAM_LOG" || fail "kamailio exited ($erc) with load_stat_file \"\" but logged no 'invalid load_stat_file'"
-ok "kamailio with load_stat_file \"\": exit $erc, $(grep -m1 -o 'invalid load_stat_file.*' "$KAM_LOG")"
+refused_start 'load_stat_file ""' 'invalid load_stat_file'
 
 stage "floodgate: CPU load sampling (load_source 0, load_fetch 1, timer_interval 1) from a load_stat_file the test writes"
 T=1
@@ -649,13 +655,7 @@ uas_stop
 
 stage "floodgate: fg_dlg_acquire without dialog.so is refused at start-up (fixups run after mod_init; kamailio -c runs neither)"
 kam_args floodgate NO_DIALOG
-kamailio "${KAM_ARGS[@]}" >"$KAM_LOG" 2>&1 &
-KAM_PID=$!
-for _ in $(seq 100); do kill -0 "$KAM_PID" 2>/dev/null || break; sleep 0.1; done
-kill -0 "$KAM_PID" 2>/dev/null && { kam_stop; fail "kamailio started with fg_dlg_acquire and no dialog.so (still running after 10 s)"; }
-erc=0; wait "$KAM_PID" || erc=$?; KAM_PID=""
-grep -q 'need the dialog module' "$KAM_LOG" || fail "kamailio exited ($erc) without dialog.so but logged no 'need the dialog module'"
-ok "kamailio with fg_dlg_acquire and no dialog.so: exit $erc, $(grep -m1 -o 'fg_dlg_acquire/fg_dlg_release need the dialog module.*' "$KAM_LOG")"
+refused_start 'fg_dlg_acquire and no dialog.so' 'fg_dlg_acquire/fg_dlg_release need the dialog module'
 CFG="$HERE/kamailio.cfg"
 
 # ---- side by side ------------------------------------------------------------------
