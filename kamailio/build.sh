@@ -136,14 +136,20 @@ if [ -n "$CROSS" ]; then
     [ -n "$KAM_VERSION" ] || die "cannot run Debian's $CROSS kamailio under $QEMU"
     say "reference: Debian's kamailio $DEB_VERSION for $CROSS under $QEMU: $("${KAMAILIO_REF[@]}" -v | head -1)"
 fi
-if [ ! -f "$TREE/src/config.mak" ]; then
+# dpkg-buildflags for the host architecture (dpkg-architecture -a), with
+# the hardening=+all that Debian's kamailio debian/rules exports
+# (-Wl,-z,now: its modules are linked BIND_NOW too).
+bf() { DEB_BUILD_MAINT_OPTIONS=hardening=+all dpkg-architecture -a"$HOST_ARCH" -c dpkg-buildflags --get "$1" 2>/dev/null; }
+CC_EXTRA="$(bf CPPFLAGS) $(bf CFLAGS) -DVERSION_NODATE"
+LD_EXTRA="$(bf LDFLAGS)"
+# The configuration is cached with the tree; redone when its inputs change.
+CFG_ID="CC=$CC ARCH=${KAM_ARCH:-} CC_EXTRA_OPTS=$CC_EXTRA LD_EXTRA_OPTS=$LD_EXTRA"
+if [ ! -f "$TREE/src/config.mak" ] || [ "$(cat "$TREE/src/.floodgate-cfg" 2>/dev/null)" != "$CFG_ID" ]; then
     say "make cfg (FLAVOUR=kamailio prefix=/usr, dpkg-buildflags, as debian/rules)${CROSS:+, for $CROSS with $CC}"
-    # dpkg-buildflags for the host architecture (dpkg-architecture -a).
-    bf() { dpkg-architecture -a"$HOST_ARCH" -c dpkg-buildflags --get "$1" 2>/dev/null; }
     make -s -C "$TREE" cfg quiet=silent prefix=/usr cfg_target=/etc/kamailio/ FLAVOUR=kamailio \
-        CC="$CC" ${KAM_ARCH:+ARCH=$KAM_ARCH} \
-        CC_EXTRA_OPTS="$(bf CPPFLAGS) $(bf CFLAGS) -DVERSION_NODATE" \
-        LD_EXTRA_OPTS="$(bf LDFLAGS)" >/dev/null 2>"$TREE/cfg.err" || { cat "$TREE/cfg.err" >&2; die "make cfg failed"; }
+        CC="$CC" ${KAM_ARCH:+ARCH=$KAM_ARCH} CC_EXTRA_OPTS="$CC_EXTRA" LD_EXTRA_OPTS="$LD_EXTRA" \
+        >/dev/null 2>"$TREE/cfg.err" || { cat "$TREE/cfg.err" >&2; die "make cfg failed"; }
+    printf '%s' "$CFG_ID" > "$TREE/src/.floodgate-cfg"
 fi
 C_DEFS=$(sed -n 's/^C_DEFS= *//p' "$TREE/src/config.mak")
 PMUTEX=$(sed -n 's/^CC_PMUTEX_OPTS= *//p' "$TREE/src/config.mak")
