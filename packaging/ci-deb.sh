@@ -19,9 +19,11 @@
 #                                    floodgate --version, an app_rpt link
 #                                    check against a table (admit, refuse,
 #                                    usage), the C quick start built against
-#                                    the extracted dev package, and the
-#                                    module loaded by Debian's kamailio of
-#                                    that arch (kamailio -c).
+#                                    the extracted dev package, and Debian's
+#                                    own kamailio of that arch (fetched by
+#                                    kamailio/build.sh) under qemu-user with
+#                                    the packaged floodgate.so answering the
+#                                    same sipp calls.
 #
 # Ports: kamailio 127.0.0.1:5394, sipp 127.0.0.1:5395 (udp). Everything it
 # starts is stopped, and what it installed purged, by an EXIT trap.
@@ -38,7 +40,7 @@ PKGS=(floodgate libfloodgate-dev kamailio-floodgate-module)
 KAM_PORT=${FG_DEB_KAM_PORT:-5394}
 SIPP_PORT=${FG_DEB_SIPP_PORT:-5395}
 WORK=$(mktemp -d /tmp/floodgate-ci-deb.XXXXXX)
-KAM_PID=""; SIPP_PID=""; INSTALLED=0
+KAM_PID=""; KAM_KIDS=""; SIPP_PID=""; INSTALLED=0
 
 installed_pkgs() { local p; for p in "${PKGS[@]}"; do dpkg-query -W -f '${db:Status-Abbrev}' "$p" 2>/dev/null | grep -q '^.i' && printf '%s ' "$p"; done; true; }
 purge() { DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq "$@" >"$WORK/purge.log" 2>&1 || { cat "$WORK/purge.log" >&2; return 1; }; }
@@ -48,13 +50,15 @@ kam_stop() {
     for _ in $(seq 50); do kill -0 "$KAM_PID" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$KAM_PID" 2>/dev/null || true
     wait "$KAM_PID" 2>/dev/null || true
-    KAM_PID=""
+    # Kamailio's children end with it; make sure, by pid.
+    local k; for k in $KAM_KIDS; do kill -KILL "$k" 2>/dev/null || true; done
+    KAM_PID=""; KAM_KIDS=""
 }
 cleanup() {
     local rc=$?
     trap - EXIT
     [ -n "$SIPP_PID" ] && { kill -KILL "$SIPP_PID" 2>/dev/null || true; wait "$SIPP_PID" 2>/dev/null || true; }
-    if [ "$rc" -ne 0 ] && [ -f "$WORK/kamailio.log" ]; then echo "---- last lines of kamailio.log"; tail -n 20 "$WORK/kamailio.log"; fi
+    if [ "$rc" -ne 0 ]; then for l in "$WORK"/kamailio-*.log; do [ -f "$l" ] && { echo "---- last lines of $l"; tail -n 20 "$l"; }; done; fi
     kam_stop
     if [ "$INSTALLED" = 1 ]; then
         local left; left=$(installed_pkgs)
@@ -65,6 +69,54 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+
+# kam_sipp LABEL CFG MODULE_SO KAMAILIO_CMD...: checks CFG with `kamailio -c`,
+# starts kamailio with it in the foreground on 127.0.0.1:$KAM_PORT (bounded
+# wait for kamcmd), checks that the process mapped MODULE_SO (the packaged
+# file), sends 3 INVITEs with sipp (kamailio/uac_pl.xml) for
+# pl_check("deb", "TAILDROP", 2) in one window (want 2 x 200, 1 x 503),
+# reads the pipe back through RPC (kamcmd pl.list deb: counter 3), and stops
+# kamailio and its children.
+kam_sipp() {
+    local label=$1 cfg=$2 module=$3; shift 3
+    local kam=("$@") ctl="$WORK/ctl-$label" run="$WORK/run-$label" log="$WORK/kamailio-$label.log" p
+    for p in "$KAM_PORT" "$SIPP_PORT"; do
+        if ss -Hlun "sport = :$p" 2>/dev/null | grep -q .; then fail "udp port $p is taken on this machine"; fi
+    done
+    mkdir -p "$run"
+    local args=(-f "$cfg" -DD -E -Y "$run" -A "PORT=$KAM_PORT" -A "CTL_SOCK=\"unix:$ctl\"")
+    "${kam[@]}" -c "${args[@]}" >"$log" 2>&1 || { cat "$log"; fail "$label: kamailio -c rejects $cfg"; }
+    grep -q 'config file ok' "$log" || fail "$label: kamailio -c: $(tail -3 "$log")"
+    "${kam[@]}" "${args[@]}" >>"$log" 2>&1 &
+    KAM_PID=$!
+    local up=0
+    for _ in $(seq 300); do
+        kill -0 "$KAM_PID" 2>/dev/null || { tail -20 "$log"; fail "$label: kamailio exited at start"; }
+        if kamcmd -s "unix:$ctl" core.uptime >/dev/null 2>&1; then up=1; break; fi
+        sleep 0.1
+    done
+    [ "$up" = 1 ] || fail "$label: kamailio does not answer kamcmd within 30 s"
+    KAM_KIDS=$(pgrep -P "$KAM_PID" | tr '\n' ' ' || true)
+    grep -q " $module\$" "/proc/$KAM_PID/maps" || fail "$label: kamailio has not mapped $module"
+    ok "$label: $("${kam[@]}" -v | head -1 | sed 's/ *$//'), pid $KAM_PID, udp 127.0.0.1:$KAM_PORT, floodgate.so mapped from ${module%/floodgate.so}/"
+    timeout 60 sipp "127.0.0.1:$KAM_PORT" -sf kamailio/uac_pl.xml -s deb -key algo TAILDROP -key limit 2 \
+        -i 127.0.0.1 -p "$SIPP_PORT" -r 10 -m 3 -l 10 -nostdin -timeout 40s -recv_timeout 5s \
+        -trace_screen -screen_file "$WORK/sipp-$label.screen" </dev/null >/dev/null 2>&1 &
+    SIPP_PID=$!
+    local src=0; wait "$SIPP_PID" || src=$?
+    SIPP_PID=""
+    local s200 s503
+    s200=$(awk '$1=="200" && $2 ~ /^<-/ {v=$3} END {print v+0}' "$WORK/sipp-$label.screen")
+    s503=$(awk '$1=="503" && $2 ~ /^<-/ {v=$3} END {print v+0}' "$WORK/sipp-$label.screen")
+    [ "$src" = 0 ] || { cat "$WORK/sipp-$label.screen"; fail "$label: sipp exit $src"; }
+    [ "$s200" = 2 ] && [ "$s503" = 1 ] || { cat "$WORK/sipp-$label.screen"; fail "$label: 3 INVITEs under TAILDROP 2: $s200 x 200, $s503 x 503 (want 2 and 1)"; }
+    ok "$label: sipp, 3 INVITEs, pl_check(\"deb\", \"TAILDROP\", 2): $s200 x 200, $s503 x 503"
+    local list; list=$(kamcmd -s "unix:$ctl" pl.list deb | tr '\n' ' ')
+    grep -Eq 'counter: 3( |$)' <<<"$list" || fail "$label: kamcmd pl.list deb: $list (want counter 3)"
+    ok "$label: kamcmd pl.list deb: $(tr -s ' \t' ' ' <<<"$list")"
+    kam_stop
+    ok "$label: kamailio stopped"
+}
 
 # ---------------------------------------------------------------------------
 amd64() {
@@ -117,45 +169,9 @@ amd64() {
     ok "quick start: shared (libfloodgate.so.0.1 from /usr/lib/x86_64-linux-gnu) and static (libfloodgate.a)"
 
     stage "Debian's kamailio with loadmodule \"floodgate.so\" (bare name, no mpath: the package's module directory) answers sipp"
-    for p in "$KAM_PORT" "$SIPP_PORT"; do
-        if ss -Hlun "sport = :$p" 2>/dev/null | grep -q .; then fail "udp port $p is taken on this machine"; fi
-    done
     grep -q '^loadmodule "floodgate.so"$' packaging/kamailio-deb.cfg || fail "kamailio-deb.cfg must load floodgate.so by its bare name"
     if grep -q '^mpath' packaging/kamailio-deb.cfg; then fail "kamailio-deb.cfg must not set mpath"; fi
-    local ctl="$WORK/ctl" args
-    args=(-f packaging/kamailio-deb.cfg -DD -E -Y "$WORK/run" -A "PORT=$KAM_PORT" -A "CTL_SOCK=\"unix:$ctl\"")
-    mkdir -p "$WORK/run"
-    kamailio -c "${args[@]}" >"$WORK/kamailio.log" 2>&1 || { cat "$WORK/kamailio.log"; fail "kamailio -c rejects packaging/kamailio-deb.cfg"; }
-    kamailio "${args[@]}" >>"$WORK/kamailio.log" 2>&1 &
-    KAM_PID=$!
-    local up=0
-    for _ in $(seq 100); do
-        kill -0 "$KAM_PID" 2>/dev/null || fail "kamailio exited at start"
-        if kamcmd -s "unix:$ctl" core.uptime >/dev/null 2>&1; then up=1; break; fi
-        sleep 0.1
-    done
-    [ "$up" = 1 ] || fail "kamailio does not answer kamcmd within 10 s"
-    grep -q ' /usr/lib/x86_64-linux-gnu/kamailio/modules/floodgate.so$' "/proc/$KAM_PID/maps" \
-        || fail "kamailio has not mapped /usr/lib/x86_64-linux-gnu/kamailio/modules/floodgate.so"
-    ok "kamailio pid $KAM_PID on udp 127.0.0.1:$KAM_PORT, floodgate.so mapped from /usr/lib/x86_64-linux-gnu/kamailio/modules/"
-    # 3 calls, pl_check("deb", "TAILDROP", 2) in one 60 s window: 2 x 200, 1 x 503.
-    timeout 30 sipp "127.0.0.1:$KAM_PORT" -sf kamailio/uac_pl.xml -s deb -key algo TAILDROP -key limit 2 \
-        -i 127.0.0.1 -p "$SIPP_PORT" -r 10 -m 3 -l 10 -nostdin -timeout 20s -recv_timeout 3s \
-        -trace_screen -screen_file "$WORK/sipp.screen" </dev/null >/dev/null 2>&1 &
-    SIPP_PID=$!
-    local src=0; wait "$SIPP_PID" || src=$?
-    SIPP_PID=""
-    local s200 s503
-    s200=$(awk '$1=="200" && $2 ~ /^<-/ {v=$3} END {print v+0}' "$WORK/sipp.screen")
-    s503=$(awk '$1=="503" && $2 ~ /^<-/ {v=$3} END {print v+0}' "$WORK/sipp.screen")
-    [ "$src" = 0 ] || { cat "$WORK/sipp.screen"; fail "sipp exit $src"; }
-    [ "$s200" = 2 ] && [ "$s503" = 1 ] || { cat "$WORK/sipp.screen"; fail "3 INVITEs under TAILDROP 2: $s200 x 200, $s503 x 503 (want 2 and 1)"; }
-    ok "sipp: 3 INVITEs, pl_check(\"deb\", \"TAILDROP\", 2): $s200 x 200, $s503 x 503"
-    local list; list=$(kamcmd -s "unix:$ctl" pl.list deb | tr '\n' ' ')
-    grep -Eq 'counter: 3( |$)' <<<"$list" || fail "kamcmd pl.list deb: $list (want counter 3)"
-    ok "kamcmd pl.list deb: $list"
-    kam_stop
-    ok "kamailio stopped"
+    kam_sipp amd64 packaging/kamailio-deb.cfg /usr/lib/x86_64-linux-gnu/kamailio/modules/floodgate.so kamailio
 
     stage "apt-get purge -y ${PKGS[*]}, and no file of them left"
     purge "${PKGS[@]}" || fail "apt-get purge"
@@ -221,16 +237,15 @@ cross() {
         grep -q "request 4: -1 (drop)" <<<"$out" || fail "$arch quick start: $out"
         ok "$arch quick start against libfloodgate.so.0.1 from the package: $(grep -c '^request' <<<"$out") requests, the 4th dropped"
 
-        stage "$arch: Debian's $arch kamailio loads the packaged floodgate.so (kamailio -c under $qemu)"
+        stage "$arch: Debian's $arch kamailio with the packaged floodgate.so, under $qemu, answers sipp"
         kam_ref=$(ls -d target/kamailio-src/*/ref-"$arch"/root 2>/dev/null | head -1)
         [ -n "$kam_ref" ] && [ -x "$kam_ref/usr/sbin/kamailio" ] || fail "no Debian $arch kamailio in target/kamailio-src/*/ref-$arch (kamailio/build.sh fetches it)"
+        # The same config; mpath names the extracted package's module
+        # directory, then Debian's $arch kamailio's own (sl, pv, ctl).
         sed "s|^loadmodule \"sl.so\"|mpath=\"$root/usr/lib/$gnu/kamailio/modules/:$kam_ref/usr/lib/$gnu/kamailio/modules/\"\n&|" \
             packaging/kamailio-deb.cfg >"$WORK/kamailio-$arch.cfg"
-        if ! "${run[@]}" "$kam_ref/usr/sbin/kamailio" -c -f "$WORK/kamailio-$arch.cfg" >"$WORK/kamailio-$arch.log" 2>&1; then
-            cat "$WORK/kamailio-$arch.log"; fail "Debian's $arch kamailio refuses the packaged module"
-        fi
-        grep -q 'config file ok' "$WORK/kamailio-$arch.log" || fail "$arch kamailio -c: $(tail -3 "$WORK/kamailio-$arch.log")"
-        ok "$("${run[@]}" "$kam_ref/usr/sbin/kamailio" -v | head -1 | sed 's/ *$//'): config with loadmodule \"floodgate.so\" from the package: config file ok"
+        kam_sipp "$arch" "$WORK/kamailio-$arch.cfg" "$root/usr/lib/$gnu/kamailio/modules/floodgate.so" \
+            "${run[@]}" "$kam_ref/usr/sbin/kamailio"
     done
 }
 
