@@ -102,7 +102,7 @@ if [ ! -f "$TREE/src/Makefile.defs" ]; then
 fi
 
 # --- 3. configure as Debian does, and compare the flags -----------------------
-CC=gcc; NM=nm; RUN=""; KAMAILIO_REF=(kamailio); REF_NAME="the installed kamailio"
+CC="gcc"; NM="nm"; RUN=""; KAMAILIO_REF=(kamailio); REF_NAME="the installed kamailio"
 if [ -n "$CROSS" ]; then
     CC=$GNU_TYPE-gcc; NM=$GNU_TYPE-nm; RUN="$QEMU -L /usr/$GNU_TYPE"
     command -v "$CC" >/dev/null || die "no $CC (apt-get install gcc-$GNU_TYPE libc6-dev-$CROSS-cross)"

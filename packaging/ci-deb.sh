@@ -201,8 +201,8 @@ cross() {
     local arch gnu qemu root out t kam_ref
     for arch in arm64 armhf; do
         case "$arch" in
-            arm64) gnu=aarch64-linux-gnu; qemu=qemu-aarch64 ;;
-            armhf) gnu=arm-linux-gnueabihf; qemu=qemu-arm ;;
+            arm64) gnu="aarch64-linux-gnu"; qemu="qemu-aarch64" ;;
+            armhf) gnu="arm-linux-gnueabihf"; qemu="qemu-arm" ;;
         esac
         local run=("$qemu" -L "/usr/$gnu")
         stage "$arch: dpkg-deb -x the three packages; floodgate --version and an app_rpt link check against a table under $qemu"
