@@ -15,7 +15,7 @@
 # with --fail-on warning (overrides, each with its reason, in
 # packaging/debian/*.lintian-overrides).
 #
-# Needs (root installs them with apt-get if missing): debhelper, dpkg-dev,
+# Needs (root installs them with apt-get if missing): debhelper, dpkg-dev, help2man,
 # lintian; for cross builds gcc-aarch64-linux-gnu / gcc-arm-linux-gnueabihf,
 # libc6-dev-arm64-cross / libc6-dev-armhf-cross, qemu-user and the rustup
 # targets aarch64-unknown-linux-gnu / armv7-unknown-linux-gnueabihf. The
@@ -32,7 +32,7 @@ for a in "${ARCHS[@]}"; do
 done
 
 need=""
-for p in debhelper dpkg-dev lintian; do dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"; done
+for p in debhelper dpkg-dev lintian help2man; do dpkg -s "$p" >/dev/null 2>&1 || need="$need $p"; done
 for a in "${ARCHS[@]}"; do
     case "$a" in
         arm64) pk="gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user" ;;
