@@ -13,6 +13,16 @@
  * pl.get_pid, pl.set_pid, pl.push_load. Same KEMI exports (registered as
  * KSR.floodgate.* and, for scripts written for pipelimit, KSR.pipelimit.*).
  *
+ * And, beyond pipelimit, concurrent call limits (a slot per dialog, taken
+ * atomically, given back when the dialog ends; needs dialog.so):
+ *   fg_dlg_acquire(key, max[, hold])  1 taken, 2 this dialog holds one
+ *                                     already, -1 over max, -2 no dialog,
+ *                                     -3 table or lease records full,
+ *                                     -4 other errors
+ *   fg_dlg_release(key)               1 given back, -1 none held, -2, -4
+ *   RPC floodgate.usage key           slots held on key
+ *   KEMI KSR.floodgate.fg_dlg_acquire, fg_dlg_acquire_hold, fg_dlg_release
+ *
  * Modparams (module name "floodgate"):
  *   hash_size       log2 of the table's capacity in pipes (default 10: 1024
  *                   pipes, 162 KiB of shm). pipelimit's hash_size is the
@@ -37,6 +47,11 @@
  *                   pipes see 0 bytes waiting). Default 1.
  *   timer_mode      which Kamailio timer samples the load and cleans unused
  *                   pipes: 0 main fast timer, 1 secondary wheel timer.
+ *   lease_capacity  slots fg_dlg_acquire can hold at once, over all keys
+ *                   (default 4096, 20 bytes of shm each; 0: none).
+ *   dlg_hold        fg_dlg_acquire's default hold in seconds (default 43200,
+ *                   the dialog module's default_timeout): a slot whose
+ *                   dialog never reports its end is reclaimed after it.
  *   db_url and the plp_* columns are accepted for configuration
  *   compatibility, but loading pipes from a database is not supported:
  *   setting db_url makes mod_init fail.
@@ -72,6 +87,7 @@
 #include "../../core/rand/kam_rand.h"
 #include "../../core/kemi.h"
 #include "../../modules/sl/sl.h"
+#include "../../modules/dialog/dlg_load.h"
 
 #include <floodgate.h>
 
@@ -96,6 +112,8 @@ static int fgm_load_source = LOAD_SOURCE_CPU;
 static int fgm_load_fetch = 1;
 static str fgm_load_stat_file = str_init("/proc/stat");
 static str fgm_db_url = STR_NULL;
+static int fgm_lease_capacity = 4096;
+static int fgm_dlg_hold = 43200;
 static str fgm_db_unused = STR_NULL;
 
 /* ---- state ---------------------------------------------------------------- */
@@ -104,6 +122,9 @@ static void *fgm_shm = NULL;      /* what shm_malloc returned */
 static int fgm_ready = 0;
 static struct timer_ln *fgm_timer = NULL;
 static sl_api_t fgm_slb;
+static struct dlg_binds fgm_dlgb; /* dialog API, if dialog.so is loaded */
+static int fgm_dlg_bound = 0;
+static uint64_t fgm_instance = 0; /* random per start: tags dialog variables */
 
 static int mod_init(void);
 static void mod_destroy(void);
@@ -115,6 +136,11 @@ static int w_pl_drop_forced(sip_msg_t *msg, char *p1, char *p2);
 static int w_pl_drop(sip_msg_t *msg, char *p1, char *p2);
 static int fixup_pl_check3(void **param, int param_no);
 static int fixup_free_pl_check3(void **param, int param_no);
+static int w_fg_dlg_acquire2(sip_msg_t *msg, char *p1, char *p2);
+static int w_fg_dlg_acquire3(sip_msg_t *msg, char *p1, char *p2, char *p3);
+static int w_fg_dlg_release(sip_msg_t *msg, char *p1, char *p2);
+static int fixup_fg_dlg(void **param, int param_no);
+static int fixup_free_fg_dlg(void **param, int param_no);
 
 /* clang-format off */
 static cmd_export_t cmds[] = {
@@ -130,6 +156,12 @@ static cmd_export_t cmds[] = {
 		REQUEST_ROUTE|BRANCH_ROUTE|FAILURE_ROUTE|ONSEND_ROUTE},
 	{"pl_drop",   (cmd_function)w_pl_drop, 2, fixup_uint_uint, 0,
 		REQUEST_ROUTE|BRANCH_ROUTE|FAILURE_ROUTE|ONSEND_ROUTE},
+	{"fg_dlg_acquire", (cmd_function)w_fg_dlg_acquire2, 2, fixup_fg_dlg,
+		fixup_free_fg_dlg, REQUEST_ROUTE|BRANCH_ROUTE|FAILURE_ROUTE},
+	{"fg_dlg_acquire", (cmd_function)w_fg_dlg_acquire3, 3, fixup_fg_dlg,
+		fixup_free_fg_dlg, REQUEST_ROUTE|BRANCH_ROUTE|FAILURE_ROUTE},
+	{"fg_dlg_release", (cmd_function)w_fg_dlg_release, 1, fixup_fg_dlg,
+		fixup_free_fg_dlg, ANY_ROUTE},
 	{0, 0, 0, 0, 0, 0}
 };
 
@@ -143,6 +175,8 @@ static param_export_t params[] = {
 	{"load_source",          INT_PARAM, &fgm_load_source},
 	{"load_fetch",           INT_PARAM, &fgm_load_fetch},
 	{"load_stat_file",       PARAM_STR, &fgm_load_stat_file},
+	{"lease_capacity",       INT_PARAM, &fgm_lease_capacity},
+	{"dlg_hold",             INT_PARAM, &fgm_dlg_hold},
 	{"db_url",               PARAM_STR, &fgm_db_url},
 	{"plp_table_name",       PARAM_STR, &fgm_db_unused},
 	{"plp_pipeid_column",    PARAM_STR, &fgm_db_unused},
@@ -421,6 +455,388 @@ static int ki_pl_drop_range(sip_msg_t *msg, int rmin, int rmax)
 			rmax < rmin ? (unsigned int)rmin : (unsigned int)rmax);
 }
 
+/* ---- concurrent call limits: a slot per dialog ------------------------------
+ *
+ * fg_dlg_acquire(key, max[, hold]) takes one slot of `key` for the message's
+ * dialog with fg_lease_acquire: the check against max and the increment are
+ * one step under the key's lock in shared memory, so two INVITEs handled at
+ * once by two processes can never both take the last slot (dialog profiles'
+ * get_profile_size() then set_dlg_profile() are two steps: both can see
+ * max - 1). The lease is given back by a dialog callback (terminated,
+ * failed, expired, and destroy as a safety net) or by fg_dlg_release(key);
+ * fg_lease_release is idempotent, so the callback firing more than once, in
+ * any process, gives back at most one slot. The lease's hold bounds how
+ * long a slot can stay taken if no callback ever runs.
+ *
+ * The lease handle is kept twice: in the callback's parameter (shm, freed
+ * by the dialog module with the dialog) and in the dialog variable
+ * "fg_slot:<key>", which fg_dlg_release and a second acquire on the same
+ * key and dialog (a spiral) read. The variable is "<instance>:<lease>" in
+ * hex: a dialog loaded back from the dialog module's database after a
+ * restart carries a variable of an older table, whose lease numbers the new
+ * table hands out again; the instance (random per start) tells them apart,
+ * and such a variable counts as no slot held. */
+
+#define FGM_DLG_TAKEN 1
+#define FGM_DLG_HELD 2
+#define FGM_DLG_REFUSED -1
+#define FGM_DLG_NO_DIALOG -2
+#define FGM_DLG_FULL -3
+#define FGM_DLG_ERROR -4
+
+#define FGM_DLG_VAR_PREFIX "fg_slot:"
+
+typedef struct fgm_dlg_slot {
+	uint64_t lease;
+} fgm_dlg_slot_t;
+
+static void fgm_dlg_slot_free(void *param)
+{
+	if(param)
+		shm_free(param);
+}
+
+static const char *fgm_dlgcb_name(int type)
+{
+	switch(type) {
+		case DLGCB_TERMINATED:
+			return "terminated";
+		case DLGCB_FAILED:
+			return "failed";
+		case DLGCB_EXPIRED:
+			return "expired";
+		case DLGCB_DESTROY:
+			return "destroy";
+		default:
+			return "other";
+	}
+}
+
+/* Dialog ended (or is being destroyed): give the slot back. Runs in any
+ * process, possibly several times for one dialog (terminated, then destroy):
+ * a second release of the same lease is FG_ALREADY_RELEASED, no change. */
+static void fgm_dlg_cb(struct dlg_cell *dlg, int type, struct dlg_cb_params *p)
+{
+	fgm_dlg_slot_t *slot;
+	fg_result r;
+
+	if(!fgm_ready || p == NULL || p->param == NULL || *p->param == NULL)
+		return;
+	slot = (fgm_dlg_slot_t *)*p->param;
+	r = fg_lease_release(&fgm_table, slot->lease, fg_now_ns());
+	if(r == FG_RELEASED)
+		LM_DBG("dialog %s: slot released (lease %" PRIu64 ")\n",
+				fgm_dlgcb_name(type), slot->lease);
+	else if(r == FG_ALREADY_RELEASED)
+		LM_DBG("dialog %s: slot already released or reclaimed (lease %" PRIu64
+			   ")\n",
+				fgm_dlgcb_name(type), slot->lease);
+	else
+		LM_ERR("dialog %s: releasing lease %" PRIu64 ": %s (%d)\n",
+				fgm_dlgcb_name(type), slot->lease, fg_strerror(r), (int)r);
+}
+
+/* The dialog variable's name for key `name`: "fg_slot:<name>" in buf. */
+static int fgm_dlg_var(const str *name, char *buf, int size, str *out)
+{
+	int n = snprintf(buf, size, FGM_DLG_VAR_PREFIX "%.*s", name->len, name->s);
+	if(n <= 0 || n >= size)
+		return -1;
+	out->s = buf;
+	out->len = n;
+	return 0;
+}
+
+/* The lease in a dialog variable's value, if it is "<instance>:<lease>" of
+ * this start's table: 0, else -1 (absent, another table's, or changed). */
+static int fgm_dlg_var_lease(const str *val, uint64_t *lease)
+{
+	char buf[40];
+	char *end;
+	uint64_t inst;
+
+	if(val->s == NULL || val->len != 33)
+		return -1;
+	memcpy(buf, val->s, val->len);
+	buf[val->len] = '\0';
+	if(buf[16] != ':')
+		return -1;
+	buf[16] = '\0';
+	errno = 0;
+	inst = strtoull(buf, &end, 16);
+	if(errno != 0 || *end != '\0' || inst != fgm_instance)
+		return -1;
+	*lease = strtoull(buf + 17, &end, 16);
+	if(errno != 0 || *end != '\0')
+		return -1;
+	return 0;
+}
+
+/* The message's dialog (with a reference: release_dlg it), or NULL. */
+static struct dlg_cell *fgm_dlg_get(sip_msg_t *msg, const char *fn)
+{
+	struct dlg_cell *dlg;
+
+	if(!fgm_dlg_bound) {
+		LM_ERR("%s: the dialog module is not loaded (loadmodule"
+			   " \"dialog.so\")\n",
+				fn);
+		return NULL;
+	}
+	dlg = fgm_dlgb.get_dlg(msg);
+	if(dlg == NULL)
+		LM_WARN("%s: no dialog for this message: call dlg_manage() (or"
+				" dlg_flag) on the INVITE first\n",
+				fn);
+	return dlg;
+}
+
+static int fgm_dlg_acquire(sip_msg_t *msg, str *name, int max, int hold)
+{
+	char kbuf[FG_MAX_KEY_LEN];
+	char vbuf[FG_MAX_KEY_LEN + 2 * sizeof(FGM_DLG_VAR_PREFIX) + 256];
+	char lbuf[40];
+	const uint8_t *k;
+	size_t kl;
+	str vname, val;
+	struct dlg_cell *dlg;
+	fgm_dlg_slot_t *slot;
+	uint64_t lease = 0;
+	fg_result r;
+	int ret;
+
+	if(!fgm_ready || name == NULL || name->s == NULL || name->len <= 0) {
+		LM_ERR("fg_dlg_acquire: empty key\n");
+		return FGM_DLG_ERROR;
+	}
+	if(hold <= 0) {
+		LM_ERR("fg_dlg_acquire [%.*s]: invalid hold %d (seconds, > 0)\n",
+				name->len, name->s, hold);
+		return FGM_DLG_ERROR;
+	}
+	if(name->len > 256) {
+		LM_ERR("fg_dlg_acquire: key longer than 256 bytes\n");
+		return FGM_DLG_ERROR;
+	}
+	if((dlg = fgm_dlg_get(msg, "fg_dlg_acquire")) == NULL)
+		return FGM_DLG_NO_DIALOG;
+	if(fgm_dlg_var(name, vbuf, sizeof(vbuf), &vname) < 0) {
+		ret = FGM_DLG_ERROR;
+		goto done;
+	}
+	if(fgm_dlgb.get_dlg_varval(dlg, &vname, &val) == 0
+			&& fgm_dlg_var_lease(&val, &lease) == 0) {
+		/* A spiral, or the script calling twice: one slot per key and
+		 * dialog. */
+		LM_DBG("fg_dlg_acquire [%.*s]: the dialog holds a slot already\n",
+				name->len, name->s);
+		ret = FGM_DLG_HELD;
+		goto done;
+	}
+	slot = (fgm_dlg_slot_t *)shm_malloc(sizeof(*slot));
+	if(slot == NULL) {
+		SHM_MEM_ERROR;
+		ret = FGM_DLG_ERROR;
+		goto done;
+	}
+	fgm_key(name, kbuf, &k, &kl);
+	r = fg_lease_acquire(&fgm_table, k, kl, (int32_t)max,
+			(uint64_t)hold * FG_NS_PER_S, fg_now_ns(), &lease);
+	if(r != FG_ACQUIRED) {
+		shm_free(slot);
+		switch(r) {
+			case FG_REFUSED:
+				LM_DBG("fg_dlg_acquire [%.*s]: refused (max %d)\n", name->len,
+						name->s, max);
+				ret = FGM_DLG_REFUSED;
+				break;
+			case FG_E_FULL:
+			case FG_E_LEASES_FULL:
+				LM_ERR("fg_dlg_acquire [%.*s]: %s (%d): raise %s\n", name->len,
+						name->s, fg_strerror(r), (int)r,
+						r == FG_E_FULL ? "hash_size" : "lease_capacity");
+				ret = FGM_DLG_FULL;
+				break;
+			case FG_E_WRONG_ALGORITHM:
+				LM_ERR("fg_dlg_acquire [%.*s]: the key is a rate-limit pipe"
+					   " (pl_check), not a slot counter\n",
+						name->len, name->s);
+				ret = FGM_DLG_ERROR;
+				break;
+			default:
+				LM_ERR("fg_dlg_acquire [%.*s]: %s (%d)\n", name->len, name->s,
+						fg_strerror(r), (int)r);
+				ret = FGM_DLG_ERROR;
+		}
+		goto done;
+	}
+	slot->lease = lease;
+	if(fgm_dlgb.register_dlgcb(dlg,
+			   DLGCB_TERMINATED | DLGCB_FAILED | DLGCB_EXPIRED | DLGCB_DESTROY,
+			   fgm_dlg_cb, slot, fgm_dlg_slot_free)
+			!= 0) {
+		LM_ERR("fg_dlg_acquire [%.*s]: cannot register the dialog callback:"
+			   " slot given back\n",
+				name->len, name->s);
+		fg_lease_release(&fgm_table, lease, fg_now_ns());
+		shm_free(slot);
+		ret = FGM_DLG_ERROR;
+		goto done;
+	}
+	val.s = lbuf;
+	val.len = snprintf(lbuf, sizeof(lbuf), "%016" PRIx64 ":%016" PRIx64,
+			fgm_instance, lease);
+	if(fgm_dlgb.set_dlg_var(dlg, &vname, &val) != 0) {
+		/* The callback stays registered: its release is a no-op now. */
+		LM_ERR("fg_dlg_acquire [%.*s]: cannot set dialog variable %.*s:"
+			   " slot given back\n",
+				name->len, name->s, vname.len, vname.s);
+		fg_lease_release(&fgm_table, lease, fg_now_ns());
+		ret = FGM_DLG_ERROR;
+		goto done;
+	}
+	LM_DBG("fg_dlg_acquire [%.*s]: slot taken (max %d, hold %d s, lease %" PRIu64
+		   ")\n",
+			name->len, name->s, max, hold, lease);
+	ret = FGM_DLG_TAKEN;
+done:
+	fgm_dlgb.release_dlg(dlg);
+	return ret;
+}
+
+static int fgm_dlg_release(sip_msg_t *msg, str *name)
+{
+	char vbuf[FG_MAX_KEY_LEN + 2 * sizeof(FGM_DLG_VAR_PREFIX) + 256];
+	str vname, val;
+	struct dlg_cell *dlg;
+	uint64_t lease;
+	fg_result r;
+	int ret;
+
+	if(!fgm_ready || name == NULL || name->s == NULL || name->len <= 0
+			|| name->len > 256) {
+		LM_ERR("fg_dlg_release: empty key or longer than 256 bytes\n");
+		return FGM_DLG_ERROR;
+	}
+	if((dlg = fgm_dlg_get(msg, "fg_dlg_release")) == NULL)
+		return FGM_DLG_NO_DIALOG;
+	if(fgm_dlg_var(name, vbuf, sizeof(vbuf), &vname) < 0) {
+		ret = FGM_DLG_ERROR;
+		goto done;
+	}
+	if(fgm_dlgb.get_dlg_varval(dlg, &vname, &val) != 0
+			|| fgm_dlg_var_lease(&val, &lease) != 0) {
+		ret = -1; /* this dialog took no slot on that key (in this table) */
+		goto done;
+	}
+	r = fg_lease_release(&fgm_table, lease, fg_now_ns());
+	if(r == FG_RELEASED) {
+		ret = 1;
+	} else if(r == FG_ALREADY_RELEASED) {
+		ret = -1; /* reclaimed after its hold, or released before */
+	} else {
+		LM_ERR("fg_dlg_release [%.*s]: %s (%d)\n", name->len, name->s,
+				fg_strerror(r), (int)r);
+		ret = FGM_DLG_ERROR;
+		goto done;
+	}
+	/* Forget it: a later fg_dlg_acquire on this key takes a new slot. */
+	fgm_dlgb.set_dlg_var(dlg, &vname, NULL);
+done:
+	fgm_dlgb.release_dlg(dlg);
+	return ret;
+}
+
+static int ki_fg_dlg_acquire(sip_msg_t *msg, str *key, int max)
+{
+	return fgm_dlg_acquire(msg, key, max, fgm_dlg_hold);
+}
+
+static int ki_fg_dlg_acquire_hold(sip_msg_t *msg, str *key, int max, int hold)
+{
+	return fgm_dlg_acquire(msg, key, max, hold);
+}
+
+static int ki_fg_dlg_release(sip_msg_t *msg, str *key)
+{
+	return fgm_dlg_release(msg, key);
+}
+
+static int w_fg_dlg_acquire2(sip_msg_t *msg, char *p1, char *p2)
+{
+	str key = STR_NULL;
+	int max = 0;
+
+	if(fixup_get_svalue(msg, (gparam_t *)p1, &key) != 0 || key.s == NULL) {
+		LM_ERR("fg_dlg_acquire: invalid key parameter\n");
+		return FGM_DLG_ERROR;
+	}
+	if(fixup_get_ivalue(msg, (gparam_t *)p2, &max) != 0) {
+		LM_ERR("fg_dlg_acquire: invalid max parameter\n");
+		return FGM_DLG_ERROR;
+	}
+	return fgm_dlg_acquire(msg, &key, max, fgm_dlg_hold);
+}
+
+static int w_fg_dlg_acquire3(sip_msg_t *msg, char *p1, char *p2, char *p3)
+{
+	str key = STR_NULL;
+	int max = 0, hold = 0;
+
+	if(fixup_get_svalue(msg, (gparam_t *)p1, &key) != 0 || key.s == NULL) {
+		LM_ERR("fg_dlg_acquire: invalid key parameter\n");
+		return FGM_DLG_ERROR;
+	}
+	if(fixup_get_ivalue(msg, (gparam_t *)p2, &max) != 0) {
+		LM_ERR("fg_dlg_acquire: invalid max parameter\n");
+		return FGM_DLG_ERROR;
+	}
+	if(fixup_get_ivalue(msg, (gparam_t *)p3, &hold) != 0) {
+		LM_ERR("fg_dlg_acquire: invalid hold parameter\n");
+		return FGM_DLG_ERROR;
+	}
+	return fgm_dlg_acquire(msg, &key, max, hold);
+}
+
+static int w_fg_dlg_release(sip_msg_t *msg, char *p1, char *p2)
+{
+	str key = STR_NULL;
+
+	if(fixup_get_svalue(msg, (gparam_t *)p1, &key) != 0 || key.s == NULL) {
+		LM_ERR("fg_dlg_release: invalid key parameter\n");
+		return FGM_DLG_ERROR;
+	}
+	return fgm_dlg_release(msg, &key);
+}
+
+/* Fixups run after every mod_init: a config that uses fg_dlg_* without the
+ * dialog module (or without lease records) fails at start-up, not at the
+ * first call. */
+static int fixup_fg_dlg(void **param, int param_no)
+{
+	if(param_no == 1) {
+		if(!fgm_dlg_bound) {
+			LM_ERR("fg_dlg_acquire/fg_dlg_release need the dialog module:"
+				   " loadmodule \"dialog.so\" before using them\n");
+			return E_CFG;
+		}
+		if(fgm_lease_capacity <= 0) {
+			LM_ERR("fg_dlg_acquire/fg_dlg_release need lease records:"
+				   " modparam(\"floodgate\", \"lease_capacity\", N > 0)\n");
+			return E_CFG;
+		}
+		return fixup_spve_null(param, 1);
+	}
+	return fixup_igp_null(param, 1);
+}
+
+static int fixup_free_fg_dlg(void **param, int param_no)
+{
+	if(param_no == 1)
+		return fixup_free_spve_null(param, 1);
+	return fixup_free_igp_null(param, 1);
+}
+
 /* ---- load sampling and clean_unused (the only timer) ---------------------- */
 
 /* CPU load from the aggregate "cpu" line of /proc/stat (load_stat_file),
@@ -564,13 +980,24 @@ static int mod_init(void)
 	}
 	if(fgm_clean_unused < 0)
 		fgm_clean_unused = 0;
+	if(fgm_lease_capacity < 0 || fgm_lease_capacity > (1 << 24)) {
+		LM_ERR("invalid lease_capacity %d (0..16777216 slots held by"
+			   " fg_dlg_acquire at once)\n",
+				fgm_lease_capacity);
+		return -1;
+	}
+	if(fgm_dlg_hold <= 0) {
+		LM_ERR("invalid dlg_hold %d (seconds, > 0)\n", fgm_dlg_hold);
+		return -1;
+	}
 
 	memset(&cfg, 0, sizeof(cfg));
 	cfg.capacity = 1u << fgm_hash_size;
-	cfg.lease_capacity = 0;
+	cfg.lease_capacity = (uint32_t)fgm_lease_capacity;
 	cfg.interval_ns = (uint64_t)fgm_timer_interval * FG_NS_PER_S;
 	cfg.epoch_ns = fg_now_ns(); /* windows start here, as pipelimit's timer */
 	cfg.seed = fgm_seed();
+	fgm_instance = fgm_seed();
 	r = fg_table_bytes(&cfg, &need);
 	if(r != FG_OK) {
 		LM_ERR("fg_table_bytes: %s\n", fg_strerror(r));
@@ -603,6 +1030,16 @@ static int mod_init(void)
 		return -1;
 	}
 
+	/* The dialog module is optional: only fg_dlg_* need it (their fixups
+	 * fail without it; from KEMI they return -2 and log why). */
+	if(find_export("load_dlg", 0, 0) != NULL) {
+		if(load_dlg_api(&fgm_dlgb) != 0) {
+			LM_ERR("cannot bind to the dialog API\n");
+			return -1;
+		}
+		fgm_dlg_bound = 1;
+	}
+
 	/* Counters need no timer. One timer samples the CPU and network load
 	 * (load_fetch) and cleans unused pipes (clean_unused). */
 	if(fgm_load_fetch != 0 || fgm_clean_unused > 0) {
@@ -620,11 +1057,14 @@ static int mod_init(void)
 	}
 	LM_INFO("floodgate %s: %u pipes (%zu bytes of shm at %p), %d s windows,"
 			" load_source %s (load_stat_file %s), load_fetch %d,"
-			" clean_unused %d\n",
+			" clean_unused %d, %d lease records, dlg_hold %d s, dialog"
+			" module %s\n",
 			fg_version_string(), cfg.capacity, need, (void *)p,
 			fgm_timer_interval,
 			fgm_load_source == LOAD_SOURCE_CPU ? "cpu" : "external",
-			fgm_load_stat_file.s, fgm_load_fetch, fgm_clean_unused);
+			fgm_load_stat_file.s, fgm_load_fetch, fgm_clean_unused,
+			fgm_lease_capacity, fgm_dlg_hold,
+			fgm_dlg_bound ? "bound" : "not loaded");
 	return 0;
 }
 
@@ -901,8 +1341,62 @@ static void rpc_pl_push_load(rpc_t *rpc, void *c)
 	LM_DBG("pushed load %.3f: drop rate %u%%\n", value, rate);
 }
 
+static const char *rpc_fg_usage_doc[2] = {
+		"Slots held on a key (fg_dlg_acquire), after reclaiming leases past"
+		" their hold: <key>",
+		0};
+
+/* floodgate.usage key: {name, slots, max}; a key that does not exist (never
+ * used, or cleaned) holds 0 slots and has no max. */
+static void rpc_fg_usage(rpc_t *rpc, void *c)
+{
+	str name = STR_NULL;
+	char buf[FG_MAX_KEY_LEN];
+	char zname[FG_MAX_KEY_LEN + 1];
+	const uint8_t *k;
+	size_t kl;
+	uint32_t used = 0;
+	uint64_t now = fg_now_ns();
+	fg_entry e;
+	fg_result r;
+	void *th;
+
+	if(rpc->scan(c, "S", &name) < 1)
+		return;
+	if(name.len <= 0) {
+		rpc->fault(c, 400, "Empty key");
+		return;
+	}
+	fgm_key(&name, buf, &k, &kl);
+	memcpy(zname, k, kl);
+	zname[kl] = '\0';
+	r = fg_slot_usage(&fgm_table, k, kl, now, &used);
+	if(r == FG_NO_PIPE) {
+		if(rpc->add(c, "{", &th) < 0
+				|| rpc->struct_add(th, "sd", "name", zname, "slots", 0) < 0)
+			rpc->fault(c, 500, "Internal error");
+		return;
+	}
+	if(r == FG_E_WRONG_ALGORITHM) {
+		rpc->fault(c, 400, "Key %.*s is a rate-limit pipe, not a slot counter",
+				name.len, name.s);
+		return;
+	}
+	if(r != FG_OK) {
+		fgm_rpc_fault(rpc, c, 500, r);
+		return;
+	}
+	r = fg_get(&fgm_table, k, kl, now, &e);
+	if(rpc->add(c, "{", &th) < 0
+			|| rpc->struct_add(th, "sdd", "name", zname, "slots", (int)used,
+					   "max", r == FG_OK ? (int)e.limit : -1)
+					   < 0)
+		rpc->fault(c, 500, "Internal error");
+}
+
 /* clang-format off */
 static rpc_export_t rpc_methods[] = {
+	{"floodgate.usage", rpc_fg_usage, rpc_fg_usage_doc,  0},
 	{"pl.stats",     rpc_pl_stats,     rpc_pl_stats_doc,     RET_ARRAY},
 	{"pl.list",      rpc_pl_list,      rpc_pl_list_doc,      RET_ARRAY},
 	{"pl.get_pipes", rpc_pl_get_pipes, rpc_pl_get_pipes_doc, RET_ARRAY},
@@ -937,6 +1431,18 @@ static rpc_export_t rpc_methods[] = {
 
 static sr_kemi_t sr_kemi_floodgate_exports[] = {
 	FGM_KEMI("floodgate"),
+	{ str_init("floodgate"), str_init("fg_dlg_acquire"), SR_KEMIP_INT,
+		ki_fg_dlg_acquire,
+		{ SR_KEMIP_STR, SR_KEMIP_INT, SR_KEMIP_NONE,
+			SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE } },
+	{ str_init("floodgate"), str_init("fg_dlg_acquire_hold"), SR_KEMIP_INT,
+		ki_fg_dlg_acquire_hold,
+		{ SR_KEMIP_STR, SR_KEMIP_INT, SR_KEMIP_INT,
+			SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE } },
+	{ str_init("floodgate"), str_init("fg_dlg_release"), SR_KEMIP_INT,
+		ki_fg_dlg_release,
+		{ SR_KEMIP_STR, SR_KEMIP_NONE, SR_KEMIP_NONE,
+			SR_KEMIP_NONE, SR_KEMIP_NONE, SR_KEMIP_NONE } },
 	{ {0, 0}, {0, 0}, 0, NULL, { 0, 0, 0, 0, 0, 0 } }
 };
 

@@ -18,6 +18,16 @@
 # load_stat_file that the test writes in /proc/stat's format (counters that
 # give an exact load whichever two versions of the file the module reads).
 #
+# Then, for floodgate only, concurrent call limits (dialog.cfg: Kamailio as
+# a stateful proxy with the dialog module between a sipp UAC, uac_dlg.xml,
+# and a sipp UAS, uas_dlg.xml): fg_dlg_acquire on every INVITE, slots
+# counted with `kamcmd floodgate.usage KEY` while the calls are up and after
+# they end, exact numbers: calls that hang up (BYE), calls never answered
+# (tm's 408: failed dialogs), dialogs that time out (expired), calls over the
+# max (503), a hold shorter than the calls (reclaimed while they are up; the
+# late BYEs leave newer slots alone), the same from KEMI, and a config using
+# fg_dlg_acquire without dialog.so refused at start-up.
+#
 # Each load starts right after a window edge: the test sends one INVITE (the
 # probe, which creates the pipe), then polls `kamcmd pl.list <pipe>` until the
 # counter is back at 0. The number of 503s is then predicted by simulating the
@@ -40,6 +50,9 @@ SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO="sudo"
 T=2                                   # timer_interval / window, seconds
 KAM_PORT=${FG_KAM_PORT:-5390}         # kamailio, udp 127.0.0.1
 SIPP_PORT=${FG_SIPP_PORT:-5391}       # sipp, udp 127.0.0.1
+UAS_PORT=${FG_UAS_PORT:-5392}         # sipp UAS of the dialog stages
+DEAD_PORT=${FG_DEAD_PORT:-5393}       # nobody listens: INVITEs never answered
+SIPP2_PORT=${FG_SIPP2_PORT:-5394}     # a second sipp UAC
 WORK=$(mktemp -d /tmp/floodgate-kamailio-test.XXXXXX)
 CFG="$HERE/kamailio.cfg"
 SCEN="$HERE/uac_pl.xml"
@@ -52,7 +65,7 @@ FAILED=0
 fail() { printf 'FAIL  %s\n' "$*"; FAILED=1; exit 1; }
 
 # ---- processes: every one we start is recorded and stopped -----------------
-KAM_PID=""; KAM_KIDS=""; SIPP_PID=""; KAM_LOG=""; POLICY_ADDED=0
+KAM_PID=""; KAM_KIDS=""; SIPP_PID=""; UAS_PID=""; UAC1_PID=""; UAC2_PID=""; KAM_LOG=""; POLICY_ADDED=0
 kam_stop() {
     [ -n "$KAM_PID" ] || return 0
     if kill -0 "$KAM_PID" 2>/dev/null; then
@@ -69,6 +82,12 @@ cleanup() {
     rc=$?
     trap - EXIT INT TERM
     [ -n "$SIPP_PID" ] && { kill -KILL "$SIPP_PID" 2>/dev/null || true; wait "$SIPP_PID" 2>/dev/null || true; }
+    # The dialog stages' sipps: TERM first (timeout passes it on to its sipp).
+    for p in $UAC1_PID $UAC2_PID $UAS_PID; do kill -TERM "$p" 2>/dev/null || true; done
+    for p in $UAC1_PID $UAC2_PID $UAS_PID; do
+        for _ in $(seq 20); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true
+    done
     if [ "$rc" -ne 0 ] && [ -n "$KAM_LOG" ] && [ -f "$KAM_LOG" ]; then
         echo "---- last lines of $KAM_LOG"; tail -n 20 "$KAM_LOG" || true
     fi
@@ -439,6 +458,205 @@ kc_fault pl.list cu || fail "pl.list cu still shows the pipe 4.5 s later: $(kc p
 ok "pl.list cu 4.5 s later: fault (unknown pipe): cleaned"
 kam_stop
 T=2
+
+# ---- concurrent call limits: fg_dlg_acquire, floodgate only ------------------------
+# dialog.cfg: Kamailio as a stateful proxy with the dialog module between a
+# sipp UAC (uac_dlg.xml) and a sipp UAS (uas_dlg.xml), both on 127.0.0.1.
+# Every INVITE takes a slot on its R-URI user with fg_dlg_acquire (503 over
+# the max); slots are counted with `kamcmd floodgate.usage KEY` while the
+# calls are up and after they end.
+DLG_CFG="$HERE/dialog.cfg"
+UAC_DLG="$HERE/uac_dlg.xml"
+UAS_DLG="$HERE/uas_dlg.xml"
+
+# slots KEY: the slots floodgate.usage reports on KEY
+slots() { kc floodgate.usage "$1" | awk '$1=="slots:" {print $2; exit}'; }
+# slots_until KEY WANT SECS: polls floodgate.usage every 0.1 s until it
+# reports WANT, at most SECS seconds; sets SLOTS (the last count) and
+# SLOTS_MS (how long it took); false if it never did.
+slots_until() {
+    local t0 n=0; t0=$(date +%s%N)
+    while :; do
+        SLOTS=$(slots "$1")
+        SLOTS_MS=$(( ($(date +%s%N) - t0) / 1000000 ))
+        [ "$SLOTS" = "$2" ] && return 0
+        n=$(( n + 1 ))
+        [ "$n" -ge $(( $3 * 10 )) ] && return 1
+        sleep 0.1
+    done
+}
+# dlg_active: "ongoing" dialogs (confirmed) from dlg.stats_active
+dlg_ongoing() { kc dlg.stats_active | awk '$1=="ongoing:" {print $2; exit}'; }
+
+# uas_start: the called side, until uas_stop (or its own 600 s timeout)
+uas_start() {
+    sipp -sf "$UAS_DLG" -i 127.0.0.1 -p "$UAS_PORT" -nostdin -timeout 600s \
+        </dev/null >"$WORK/uas-$(date +%s%N).log" 2>&1 &
+    UAS_PID=$!
+    sleep 0.3
+    kill -0 "$UAS_PID" 2>/dev/null || fail "sipp UAS (uas_dlg.xml) exited at start"
+}
+uas_stop() {
+    [ -n "$UAS_PID" ] || return 0
+    kill -TERM "$UAS_PID" 2>/dev/null || true; wait "$UAS_PID" 2>/dev/null || true
+    UAS_PID=""
+}
+
+# dlg_calls VAR KEY MAX HOLD DEST CALLS DURATION_MS [LOCAL_PORT] [TWICE]:
+# starts CALLS calls at 100/s in the background (sipp's pid in VAR_PID,
+# its screen file in VAR_SCREEN); dlg_wait VAR waits and sets D200 D503
+# D408 DBYE (200s to the BYE).
+dlg_calls() {
+    local v=$1 port=${8:-$SIPP_PORT} twice=${9:-no}
+    local screen="$WORK/sipp-dlg-$2-$(date +%s%N).screen"
+    local secs=$(( $7 / 1000 + 20 ))
+    timeout $(( secs + 10 )) sipp "127.0.0.1:$KAM_PORT" -sf "$UAC_DLG" -s "$2" \
+        -key max "$3" -key hold "$4" -key dest "$5" -key twice "$twice" \
+        -i 127.0.0.1 -p "$port" -r 100 -m "$6" -d "$7" -l 1000 -nostdin \
+        -timeout "${secs}s" -recv_timeout 10s -trace_screen -screen_file "$screen" \
+        </dev/null >/dev/null 2>&1 &
+    printf -v "${v}_PID" '%s' "$!"
+    printf -v "${v}_SCREEN" '%s' "$screen"
+}
+dlg_wait() {
+    local pidv="${1}_PID" scrv="${1}_SCREEN"
+    local pid=${!pidv} screen=${!scrv} rc=0
+    wait "$pid" || rc=$?
+    printf -v "$pidv" '%s' ""
+    [ -f "$screen" ] || fail "sipp (uac_dlg.xml) left no screen file (exit $rc)"
+    # The first "200 <-" row answers the INVITE, the second the BYE.
+    read -r D200 D503 D408 DBYE < <(awk '$2 ~ /^<-/ && $1=="200" {n++; if (n==1) a=$3; else b=$3}
+        $2 ~ /^<-/ && $1=="503" {c=$3} $2 ~ /^<-/ && $1=="408" {d=$3}
+        END {print a+0, c+0, d+0, b+0}' "$screen")
+}
+UAC1_PID=""; UAC2_PID=""
+
+stage "floodgate: concurrent call limits (dialog.cfg: dialog.so, tm, rr; sipp UAC -> kamailio -> sipp UAS)"
+for p in $UAS_PORT $DEAD_PORT $SIPP2_PORT; do
+    if command -v ss >/dev/null && ss -Hlun "sport = :$p" 2>/dev/null | grep -q .; then fail "udp port $p is taken on this machine"; fi
+done
+CFG=$DLG_CFG
+kam_start floodgate
+uas_start
+ok "sipp UAS (uas_dlg.xml) on 127.0.0.1:$UAS_PORT, pid $UAS_PID"
+
+stage "floodgate: 8 calls at once on key 'calls', fg_dlg_acquire(\"calls\", 5), each up 4 s, then BYE"
+[ "$(slots calls)" = 0 ] || fail "floodgate.usage calls before any call: $(slots calls), want 0"
+dlg_calls UAC1 calls 5 - "$UAS_PORT" 8 4000
+slots_until calls 5 3 || fail "floodgate.usage calls while the calls are up: $SLOTS, want 5 (polled 3 s)"
+sleep 1
+s2=$(slots calls); on=$(dlg_ongoing)
+[ "$s2" = 5 ] || fail "floodgate.usage calls 1 s later, calls still up: $s2, want 5"
+ok "while the calls are up: floodgate.usage calls = 5 (after ${SLOTS_MS} ms, and again 1 s later); dlg.stats_active ongoing: $on"
+dlg_wait UAC1
+[ "$D200" = 5 ] && [ "$D503" = 3 ] || fail "8 calls, max 5: $D200 x 200, $D503 x 503 (want 5 and 3)"
+[ "$DBYE" = 5 ] || fail "5 answered calls hung up: $DBYE BYEs answered 200, want 5"
+ok "8 calls, max 5: exactly 5 x 200 and 3 x 503; 5 BYEs answered"
+slots_until calls 0 2 || fail "floodgate.usage calls after every BYE: $SLOTS, want 0"
+ok "after the BYEs (DLGCB_TERMINATED): floodgate.usage calls = 0"
+
+stage "floodgate: a slot per key and dialog: acquire again (2), release (1), release (-1), acquire (1)"
+dlg_calls UAC1 twice 3 - "$UAS_PORT" 2 1500 "$SIPP_PORT" yes
+slots_until twice 2 3 || fail "floodgate.usage twice with 2 calls up: $SLOTS, want 2 (one per dialog)"
+dlg_wait UAC1
+[ "$D200" = 2 ] || fail "2 calls, max 3, each acquiring twice: $D200 x 200, want 2"
+n=$(grep -c 'fg_dlg twice(twice): 1 2 1 -1 1$' "$KAM_LOG" || true)
+[ "$n" = 2 ] || { grep 'fg_dlg twice' "$KAM_LOG" || true; fail "log lines 'fg_dlg twice(twice): 1 2 1 -1 1': $n, want 2"; }
+slots_until twice 0 2 || fail "floodgate.usage twice after the BYEs: $SLOTS, want 0"
+ok "each call: fg_dlg_acquire 1, again 2 (nothing taken), fg_dlg_release 1, again -1, fg_dlg_acquire 1; 2 slots while up, 0 after"
+
+stage "floodgate: fg_dlg_acquire on a key that is a pl_check pipe: -4 (503), and floodgate.usage on it is a fault"
+dlg_calls UAC1 ratepipe 5 - "$UAS_PORT" 1 500
+dlg_wait UAC1
+[ "$D503" = 1 ] && [ "$D200" = 0 ] || fail "a call on the pipe 'ratepipe': $D200 x 200, $D503 x 503 (want 0 and 1)"
+grep -q 'fg_dlg_acquire(ratepipe, 5): -4: 503' "$KAM_LOG" || fail "no 'fg_dlg_acquire(ratepipe, 5): -4: 503' in the log"
+grep -q 'the key is a rate-limit pipe' "$KAM_LOG" || fail "no 'the key is a rate-limit pipe' in the log"
+kc_fault floodgate.usage ratepipe || fail "floodgate.usage ratepipe (a TAILDROP pipe) should be a fault: $(kc floodgate.usage ratepipe | tr '\n' ' ')"
+ok "fg_dlg_acquire on the TAILDROP pipe 'ratepipe': -4, logged 'the key is a rate-limit pipe', 503; floodgate.usage ratepipe: fault"
+
+stage "floodgate: calls never answered (UAS port $DEAD_PORT silent, tm's 408 after 2 s): DLGCB_FAILED gives the slots back"
+dlg_calls UAC1 unanswered 3 - "$DEAD_PORT" 4 1000
+slots_until unanswered 3 2 || fail "floodgate.usage unanswered while the INVITEs are pending: $SLOTS, want 3"
+ok "while the INVITEs are pending: floodgate.usage unanswered = 3"
+dlg_wait UAC1
+[ "$D408" = 3 ] && [ "$D503" = 1 ] && [ "$D200" = 0 ] || fail "4 unanswered calls, max 3: $D408 x 408, $D503 x 503, $D200 x 200 (want 3, 1, 0)"
+slots_until unanswered 0 2 || fail "floodgate.usage unanswered after the 408s: $SLOTS, want 0"
+ok "4 calls, max 3: 3 x 408 (failed dialogs) and 1 x 503; then floodgate.usage unanswered = 0"
+
+stage "floodgate: lease hold: fg_dlg_acquire(\"held\", 3, 2) on calls up 9 s: the slots are reclaimed after 2 s"
+dlg_calls UAC1 held 3 2 "$UAS_PORT" 3 9000
+t0=$(date +%s%N)
+slots_until held 3 2 || fail "floodgate.usage held with 3 calls up: $SLOTS, want 3"
+ok "3 calls up: floodgate.usage held = 3"
+slots_until held 0 5 || fail "floodgate.usage held 5 s after the calls started: $SLOTS, want 0 (hold 2 s)"
+el=$(( ($(date +%s%N) - t0) / 1000000 ))
+[ "$el" -ge 1500 ] || fail "the slots went back after $el ms, before their 2 s hold"
+on=$(dlg_ongoing)
+[ "$on" -ge 3 ] || fail "dlg.stats_active ongoing: $on, want the 3 calls still up"
+ok "after $el ms, with the 3 dialogs still up (ongoing: $on): floodgate.usage held = 0: reclaimed by the hold"
+dlg_calls UAC2 held 3 - "$UAS_PORT" 3 11000 "$SIPP2_PORT"
+slots_until held 3 2 || fail "3 new calls on 'held' (max 3) after the reclaim: floodgate.usage $SLOTS, want 3"
+ok "3 new calls on 'held' (max 3) take the reclaimed slots: floodgate.usage held = 3"
+dlg_wait UAC1
+[ "$D200" = 3 ] && [ "$DBYE" = 3 ] || fail "the first 3 calls: $D200 x 200, $DBYE BYEs answered (want 3, 3)"
+s2=$(slots held)
+[ "$s2" = 3 ] || fail "after the first 3 calls' BYEs (their leases reclaimed before): floodgate.usage held = $s2, want 3 (the new calls' slots)"
+ok "the first 3 calls hang up: their releases find their leases gone and leave the new calls' 3 slots alone (floodgate.usage held = 3)"
+dlg_wait UAC2
+[ "$D200" = 3 ] && [ "$D503" = 0 ] || fail "the 3 new calls: $D200 x 200, $D503 x 503 (want 3, 0)"
+slots_until held 0 2 || fail "floodgate.usage held after every call ended: $SLOTS, want 0"
+ok "the new calls hang up: floodgate.usage held = 0"
+kam_stop
+
+stage "floodgate: dialogs that time out (dialog default_timeout 2 s, calls up 7 s): DLGCB_EXPIRED gives the slots back"
+kam_start floodgate DLG_TIMEOUT=2 DLG_HOLD=60
+grep -q 'dlg_hold 60 s' "$KAM_LOG" || fail "modparam dlg_hold 60 not in the start-up line: $(grep -m1 'lease records' "$KAM_LOG")"
+dlg_calls UAC1 expiring 2 - "$UAS_PORT" 3 7000
+t0=$(date +%s%N)
+slots_until expiring 2 2 || fail "floodgate.usage expiring with 2 calls up: $SLOTS, want 2"
+ok "2 calls up (max 2, dlg_hold 60 s): floodgate.usage expiring = 2"
+slots_until expiring 0 5 || fail "floodgate.usage expiring 5 s later (dialogs time out after 2 s): $SLOTS, want 0"
+el=$(( ($(date +%s%N) - t0) / 1000000 ))
+[ "$el" -lt 6500 ] || fail "slots went back after $el ms: not before the BYEs at 7 s"
+ok "after $el ms, before the BYEs (7 s) and the hold (60 s): floodgate.usage expiring = 0"
+dlg_wait UAC1
+[ "$D200" = 2 ] && [ "$D503" = 1 ] || fail "3 calls, max 2: $D200 x 200, $D503 x 503 (want 2, 1)"
+[ "$(slots expiring)" = 0 ] || fail "floodgate.usage expiring after the late BYEs: $(slots expiring), want 0"
+ok "3 calls, max 2: 2 x 200, 1 x 503; the late BYEs leave floodgate.usage expiring at 0"
+kam_stop
+
+stage "floodgate: concurrent call limits from KEMI (kemi.lua: KSR.floodgate.fg_dlg_acquire, fg_dlg_acquire_hold, fg_dlg_release)"
+kam_start floodgate KEMI "KEMI_SCRIPT=\"$HERE/kemi.lua\""
+dlg_calls UAC1 kemi_calls 2 - "$UAS_PORT" 3 2500
+slots_until kemi_calls 2 3 || fail "KEMI: floodgate.usage kemi_calls with calls up: $SLOTS, want 2"
+dlg_wait UAC1
+[ "$D200" = 2 ] && [ "$D503" = 1 ] && [ "$DBYE" = 2 ] || fail "KEMI: 3 calls, max 2: $D200 x 200, $D503 x 503, $DBYE BYEs (want 2, 1, 2)"
+slots_until kemi_calls 0 2 || fail "KEMI: floodgate.usage kemi_calls after the BYEs: $SLOTS, want 0"
+ok "KSR.floodgate.fg_dlg_acquire(\"kemi_calls\", 2): 3 calls -> 2 x 200, 1 x 503; 2 slots while up, 0 after the BYEs"
+dlg_calls UAC1 kemi_held 5 2 "$UAS_PORT" 2 3500 "$SIPP_PORT" yes
+slots_until kemi_held 2 2 || fail "KEMI: floodgate.usage kemi_held: $SLOTS, want 2"
+slots_until kemi_held 0 4 || fail "KEMI: fg_dlg_acquire_hold(\"kemi_held\", 5, 2): slots not reclaimed after the hold: $SLOTS"
+dlg_wait UAC1
+[ "$D200" = 2 ] || fail "KEMI: kemi_held: $D200 x 200, want 2"
+n=$(grep -c 'fg_dlg twice(kemi_held): 1 2 1 -1 1$' "$KAM_LOG" || true)
+[ "$n" = 2 ] || { grep 'fg_dlg twice' "$KAM_LOG" || true; fail "KEMI: log lines 'fg_dlg twice(kemi_held): 1 2 1 -1 1': $n, want 2"; }
+ok "KSR.floodgate.fg_dlg_acquire_hold(\"kemi_held\", 5, 2): 2 slots, reclaimed after the hold; acquire/release again: 2, 1, -1, 1"
+kc_fault floodgate.usage fg_kemi_nosuch && fail "floodgate.usage on a key never used should not be a fault"
+[ "$(slots nosuch_key)" = 0 ] || fail "floodgate.usage nosuch_key: $(slots nosuch_key), want 0"
+ok "floodgate.usage on a key never used: slots 0"
+kam_stop
+uas_stop
+
+stage "floodgate: fg_dlg_acquire without dialog.so is refused at start-up (fixups run after mod_init; kamailio -c runs neither)"
+kam_args floodgate NO_DIALOG
+kamailio "${KAM_ARGS[@]}" >"$KAM_LOG" 2>&1 &
+KAM_PID=$!
+for _ in $(seq 100); do kill -0 "$KAM_PID" 2>/dev/null || break; sleep 0.1; done
+kill -0 "$KAM_PID" 2>/dev/null && { kam_stop; fail "kamailio started with fg_dlg_acquire and no dialog.so (still running after 10 s)"; }
+erc=0; wait "$KAM_PID" || erc=$?; KAM_PID=""
+grep -q 'need the dialog module' "$KAM_LOG" || fail "kamailio exited ($erc) without dialog.so but logged no 'need the dialog module'"
+ok "kamailio with fg_dlg_acquire and no dialog.so: exit $erc, $(grep -m1 -o 'fg_dlg_acquire/fg_dlg_release need the dialog module.*' "$KAM_LOG")"
+CFG="$HERE/kamailio.cfg"
 
 # ---- side by side ------------------------------------------------------------------
 stage "side by side: the same sipp load, the same kamailio.cfg, floodgate vs pipelimit"

@@ -152,6 +152,16 @@ pub enum Command {
         /// Intervals without a request (0 deletes nothing).
         intervals: u32,
     },
+    /// Replay modelled or captured traffic (pcap, pcapng, CSV) through limiters; chart and summary of what passes.
+    #[command(
+        after_help = crate::simulate::SIMULATE_HELP,
+        long_about = "Replay modelled or captured traffic through one or more limiters, exactly as \
+                      floodgate decides in production, and show what passes: a chart per run \
+                      (SVG, and PNG with --png) and a summary (text, or --json). Uses no table \
+                      file: --table, --path, --capacity, --leases and --interval do not apply. \
+                      See docs/tuning.md."
+    )]
+    Simulate(Box<crate::simulate::SimulateArgs>),
     /// Run as an Asterisk AGI: link limits and hub balancing for app_rpt.
     #[command(after_help = EXIT_CODES)]
     Agi {

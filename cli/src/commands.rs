@@ -45,7 +45,7 @@ pub fn show_key(key: &[u8]) -> String {
 }
 
 /// Lays out rows under a header, columns left-aligned, numbers right-aligned.
-fn table_text(header: &[&str], rows: &[Vec<String>]) -> String {
+pub fn table_text(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut width: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for row in rows {
         for (w, cell) in width.iter_mut().zip(row) {
@@ -414,6 +414,9 @@ pub fn run(command: &Command, file: &TableFile) -> Result<Output, Failure> {
                 ]),
             ))
         }
+        Command::Simulate(_) => Err(Failure::usage(
+            "simulate uses no table (run it as `floodgate simulate`)".to_owned(),
+        )),
         Command::Agi { .. } => Err(Failure::usage(
             "agi commands run under Asterisk (see `floodgate agi --help`)".to_owned(),
         )),

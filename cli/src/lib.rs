@@ -14,7 +14,11 @@
 //!   RPC and FreeSWITCH's limit API, with `--json` for scripts. See
 //!   [`commands`].
 //!
-//! Every command works on one table in a `MAP_SHARED` file, by default
+//! * `floodgate simulate`: replays modelled traffic, a pcap/pcapng capture
+//!   of SIP requests or a CSV through any of the core's limiters and draws
+//!   what passes. See [`simulate`].
+//!
+//! Every other command works on one table in a `MAP_SHARED` file, by default
 //! `/dev/shm/floodgate-app_rpt`, made on first use ([`table_file`]). `now`
 //! is `CLOCK_MONOTONIC` ([`os`]).
 //!
@@ -37,6 +41,7 @@ pub mod cli;
 pub mod commands;
 pub mod json;
 pub mod os;
+pub mod simulate;
 pub mod table_file;
 
 use std::ffi::OsString;
@@ -186,6 +191,15 @@ fn execute(cli: &Cli) -> Result<Exit, Failure> {
         let stdin = io::stdin().lock();
         let stdout = io::stdout().lock();
         agi_run::run(command, &path, &spec, stdin, stdout)?;
+        return Ok(Exit::Ok);
+    }
+    if let Command::Simulate(args) = &cli.command {
+        let (text, json) = simulate::run(args)?;
+        if cli.json {
+            print(&format!("{json}\n"))?;
+        } else {
+            print(&text)?;
+        }
         return Ok(Exit::Ok);
     }
     let file = TableFile::open(&path, &spec)?;

@@ -21,6 +21,7 @@ const COMMANDS: &[&[&str]] = &[
     &["reset"],
     &["delete"],
     &["clean-unused"],
+    &["simulate"],
     &["agi"],
     &["agi", "link"],
     &["agi", "hub"],

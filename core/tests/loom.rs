@@ -1,5 +1,6 @@
 //! Loom models of the table's concurrency protocol (lock words, insert lock,
-//! placement by tags, eviction, handles, lease reclaim, balancing).
+//! placement by tags, eviction, handles, window rollover, lease reclaim,
+//! balancing).
 //!
 //! Only compiled with `--cfg loom`:
 //! `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p floodgate --test loom --release`
@@ -429,4 +430,67 @@ fn balance_racing_balance() {
         }
     });
     assert_eq!(seen, set(&["a first", "b first"]));
+}
+
+/// A check in the old window racing a check that rolls the window over, for
+/// the algorithms whose rollover carries state into the new window (TAILDROP
+/// keeps the last count, RED derives its load from it, SLIDING weighs it).
+/// Each concurrent run must equal one of the two serial orders, run on
+/// fresh tables: same verdicts, same stats after.
+fn rollover_racing_check(name: &str, algorithm: Algorithm) {
+    // Limit 3; at 0 two checks leave one event of window 0. `late` checks
+    // at the end of window 0, `next` at the start of window 1.
+    const LATE: u64 = INTERVAL - 1;
+    const NEXT: u64 = INTERVAL;
+    let setup = move || {
+        let t = table(1, 1);
+        for _ in 0..2 {
+            let v = t.check_or_create(b"k", algorithm, 3, 0);
+            assert_eq!(v, Ok(Verdict::Pass), "setup check");
+        }
+        t
+    };
+    let serial = move |late_first: bool| {
+        let t = setup();
+        let (late, next) = if late_first {
+            let late = t.check(b"k", LATE);
+            (late, t.check(b"k", NEXT))
+        } else {
+            let next = t.check(b"k", NEXT);
+            (t.check(b"k", LATE), next)
+        };
+        (late, next, t.get(b"k", NEXT))
+    };
+    let seen = model(name, None, move || {
+        let t = setup();
+        let a = thread::spawn(move || t.check(b"k", LATE));
+        let b = thread::spawn(move || t.check(b"k", NEXT));
+        let got = (a.join().unwrap(), b.join().unwrap(), t.get(b"k", NEXT));
+        assert!(got.0.is_ok() && got.1.is_ok(), "{got:?}");
+        let (late_first, next_first) = (serial(true), serial(false));
+        assert_ne!(late_first, next_first, "the two orders must be told apart");
+        if got == late_first {
+            "as if late first"
+        } else if got == next_first {
+            "as if rollover first"
+        } else {
+            panic!("{got:?} is neither serial order: {late_first:?} / {next_first:?}")
+        }
+    });
+    assert_eq!(seen, set(&["as if late first", "as if rollover first"]));
+}
+
+#[test]
+fn rollover_racing_check_taildrop() {
+    rollover_racing_check("rollover_racing_check_taildrop", Algorithm::Taildrop);
+}
+
+#[test]
+fn rollover_racing_check_red() {
+    rollover_racing_check("rollover_racing_check_red", Algorithm::Red);
+}
+
+#[test]
+fn rollover_racing_check_sliding() {
+    rollover_racing_check("rollover_racing_check_sliding", Algorithm::Sliding);
 }
