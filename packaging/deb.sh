@@ -53,11 +53,55 @@ VERSION=$(sed -n '/^\[workspace.package\]/,/^\[/ s/^version = "\(.*\)"/\1/p' "$R
 export SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-$(git -C "$ROOT" log -1 --format=%ct 2>/dev/null || date +%s)}
 REV=$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)
 
+# crates TARGET PKG...: " name version: license" for every crate linked into
+# PKG's outputs for TARGET (normal dependencies, no proc-macros, not ours).
+crates() {
+    local target=$1 args=() p; shift
+    for p in "$@"; do args+=(-p "$p"); done
+    (cd "$ROOT" && cargo tree -q "${args[@]}" -e normal,no-proc-macro --prefix none --format '{p}|{l}' --target "$target") \
+        | sed 's/ (\*)$//' | grep -v ' (/' | sort -u \
+        | awk -F'|' 'NF == 2 { split($1, a, " "); sub(/^v/, "", a[2]); printf " %s %s: %s\n", a[1], a[2], $2 }'
+}
+# fill FILE PLACEHOLDER CONTENT_FILE: the placeholder's line becomes the file.
+fill() {
+    awk -v ph="$2" -v cf="$3" '{ if (index($0, ph)) { while ((getline l < cf) > 0) print l } else print }' "$1" >"$1.new"
+    mv "$1.new" "$1"
+}
+# font_stanza TARGET: a copyright stanza for the DejaVu fonts that the dejavu
+# crate embeds into the command (floodgate simulate's charts), with their
+# license text from the crate; nothing if the command has no such crate.
+font_stanza() {
+    local dir
+    dir=$(cd "$ROOT" && cargo metadata -q --format-version 1 --filter-platform "$1" \
+          | grep -o '"manifest_path":"[^"]*/dejavu-[0-9.]*/Cargo.toml"' | head -1 | sed 's/^"manifest_path":"//; s|/Cargo.toml"$||')
+    [ -n "$dir" ] || return 0
+    local lic; lic=$(ls "$dir"/assets/dejavu-fonts-ttf-*/LICENSE 2>/dev/null | head -1)
+    [ -f "$lic" ] || die "the dejavu crate in $dir has no assets/dejavu-fonts-ttf-*/LICENSE"
+    printf 'Files: %s/ttf/*\n' "$(basename "$(dirname "$lic")")"
+    printf 'Copyright: 2003 Bitstream, Inc.\n 2006 Tavmjong Bah\n DejaVu changes are in the public domain\n'
+    printf 'Comment: DejaVu Sans, embedded in /usr/bin/floodgate by the %s crate for\n the text of floodgate simulate'"'"'s charts.\n' "$(basename "$dir")"
+    printf 'License: Bitstream-Vera and Arev\n'
+    sed 's/[[:space:]]*$//; s/^$/./; s/^/ /' "$lic"
+    printf '\n'
+}
+
 for arch in "${ARCHS[@]}"; do
     out="$ROOT/target/deb/$arch"
     src="$out/floodgate-$VERSION"
     rm -rf "$out"; mkdir -p "$src"
     cp -r "$ROOT/packaging/debian" "$src/debian"
+    case "$arch" in
+        amd64) rt=x86_64-unknown-linux-gnu ;;
+        arm64) rt=aarch64-unknown-linux-gnu ;;
+        armhf) rt=armv7-unknown-linux-gnueabihf ;;
+    esac
+    crates "$rt" floodgate-cli floodgate-ffi >"$out/crates-floodgate"
+    crates "$rt" floodgate-ffi >"$out/crates-module"
+    font_stanza "$rt" >"$out/font-stanza"
+    fill "$src/debian/copyright" @STATIC_CRATES@ "$out/crates-floodgate"
+    fill "$src/debian/copyright" @FONT_STANZA@ "$out/font-stanza"
+    fill "$src/debian/kamailio-floodgate-module.copyright" @STATIC_CRATES@ "$out/crates-module"
+    if grep -n '@[A-Z_]*@' "$src"/debian/*copyright; then die "unfilled placeholders in the copyright files"; fi
     cat > "$src/debian/changelog" <<CHANGELOG
 floodgate ($VERSION) bookworm; urgency=medium
 
