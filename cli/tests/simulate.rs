@@ -423,6 +423,23 @@ fn broken_inputs_exit_2_or_3_with_a_message() {
         assert!(r.stdout.is_empty());
         assert!(!svg.exists(), "{file:?}: no chart for a failed run");
     }
+    // A CSV with no time,key line: nothing to simulate is an error too.
+    let csv_text = dir.path("passwd.csv");
+    std::fs::write(&csv_text, "root:x:0:0:root:/root:/bin/bash\nbin:x:2:2\n").unwrap();
+    let csv_empty = dir.path("empty.csv");
+    std::fs::write(&csv_empty, "# time,key\n\n").unwrap();
+    for (file, want) in [
+        (
+            &csv_text,
+            "not a time,key CSV: none of its 2 lines is time,key (line 1",
+        ),
+        (&csv_empty, "holds no time,key line"),
+    ] {
+        let (r, svg) = simulate(&dir, &["--csv", file.to_str().unwrap(), "RED:10"]);
+        assert_eq!(r.code, 3, "{file:?}: {r:?}");
+        assert!(r.stderr.contains(want), "{file:?}: {}", r.stderr);
+        assert!(!svg.exists(), "{file:?}: no chart for a failed run");
+    }
     // A chart that cannot be written.
     let r = cli_raw(&[
         "simulate",
