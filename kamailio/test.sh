@@ -25,7 +25,8 @@
 # they end, exact numbers: calls that hang up (BYE), calls never answered
 # (tm's 408: failed dialogs), dialogs that time out (expired), calls over the
 # max (503), a hold shorter than the calls (reclaimed while they are up; the
-# late BYEs leave newer slots alone), the same from KEMI, and a config using
+# late BYEs leave newer slots alone), lease records full (-3 below the max),
+# the same from KEMI, and a config using
 # fg_dlg_acquire without dialog.so refused at start-up.
 #
 # Each load starts right after a window edge: the test sends one INVITE (the
@@ -629,6 +630,19 @@ dlg_wait UAC1
 [ "$D200" = 2 ] && [ "$D503" = 1 ] || fail "3 calls, max 2: $D200 x 200, $D503 x 503 (want 2, 1)"
 [ "$(slots expiring)" = 0 ] || fail "floodgate.usage expiring after the late BYEs: $(slots expiring), want 0"
 ok "3 calls, max 2: 2 x 200, 1 x 503; the late BYEs leave floodgate.usage expiring at 0"
+kam_stop
+
+stage "floodgate: lease records full (lease_capacity 2): fg_dlg_acquire returns -3 below the key's max, and says what to raise"
+kam_start floodgate LEASE_CAP=2
+grep -q ' 2 lease records' "$KAM_LOG" || fail "modparam lease_capacity 2 not in the start-up line: $(grep -m1 'lease records' "$KAM_LOG")"
+dlg_calls UAC1 full 5 - "$UAS_PORT" 3 2000
+slots_until full 2 3 || fail "floodgate.usage full with 2 lease records: $SLOTS, want 2"
+dlg_wait UAC1
+[ "$D200" = 2 ] && [ "$D503" = 1 ] || fail "3 calls, max 5, 2 lease records: $D200 x 200, $D503 x 503 (want 2, 1)"
+grep -q 'fg_dlg_acquire(full, 5): -3: 503' "$KAM_LOG" || fail "no 'fg_dlg_acquire(full, 5): -3' in kamailio's log"
+grep -q 'raise lease_capacity' "$KAM_LOG" || fail "the -3 was not logged with 'raise lease_capacity'"
+slots_until full 0 2 || fail "floodgate.usage full after the BYEs: $SLOTS, want 0"
+ok "max 5 but 2 lease records: 2 x 200, 1 x 503 with -3 ($(grep -m1 -o 'fg_dlg_acquire \[full\]: .*' "$KAM_LOG")); 0 slots after the BYEs"
 kam_stop
 
 stage "floodgate: concurrent call limits from KEMI (kemi.lua: KSR.floodgate.fg_dlg_acquire, fg_dlg_acquire_hold, fg_dlg_release)"
