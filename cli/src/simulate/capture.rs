@@ -465,11 +465,23 @@ pub fn parse_csv_time(s: &str) -> Option<u64> {
 /// Reads `time,key` lines (time as [`parse_csv_time`]; the key is the rest
 /// of the line, up to 64 bytes, empty for one shared pipe). A first line
 /// starting with `time` is a header; blank lines and `#` lines are skipped.
+/// A file with no `time,key` line at all is an error, as a capture that is
+/// not a capture is: nothing to simulate is not what the user meant.
 pub fn read_csv(path: &Path, mut event: impl FnMut(u64, &[u8])) -> Result<CsvCounts, Failure> {
     let shown = path.display();
     let file = File::open(path).map_err(|e| Failure::error(format!("{shown}: {e}")))?;
-    read_csv_from(BufReader::new(file), &mut event)
-        .map_err(|e| Failure::error(format!("{shown}: {e}")))
+    let counts = read_csv_from(BufReader::new(file), &mut event)
+        .map_err(|e| Failure::error(format!("{shown}: {e}")))?;
+    if counts.events > 0 {
+        return Ok(counts);
+    }
+    Err(Failure::error(match counts.first_malformed {
+        Some(line) => format!(
+            "{shown}: not a time,key CSV: none of its {} lines is time,key (line {line} is the first that is not)",
+            counts.lines
+        ),
+        None => format!("{shown}: holds no time,key line"),
+    }))
 }
 
 fn read_csv_from(

@@ -309,18 +309,6 @@ pub fn simulate(args: &SimulateArgs) -> Result<(Source, Report), Failure> {
         }
     } else if let Some(path) = &args.csv {
         let counts = capture::read_csv(path, &mut feed)?;
-        if counts.events == 0 {
-            // Nothing to simulate: a file of other lines (or none) is not
-            // what the user meant to replay.
-            return Err(Failure::error(match counts.first_malformed {
-                Some(line) => format!(
-                    "{}: not a time,key CSV: none of its {} lines is time,key (line {line} is the first that is not)",
-                    path.display(),
-                    counts.lines
-                ),
-                None => format!("{}: holds no time,key line", path.display()),
-            }));
-        }
         Source::Csv {
             path: path.clone(),
             counts,
