@@ -353,17 +353,7 @@ impl<'a> Table<'a> {
                 }
             };
         }
-        per_algorithm!(
-            Taildrop,
-            Red,
-            Feedback,
-            Network,
-            Nop,
-            Interval,
-            Gcra,
-            RedProportional,
-            Sliding
-        )
+        rate_algorithms!(per_algorithm)
     }
 
     #[inline(always)]

@@ -130,6 +130,24 @@
 //! epoch and use its interval (pipelimit's `timer_interval`) unless the
 //! operation names another (FreeSWITCH `max/interval`).
 
+/// Calls macro `$m` with every algorithm a rate pipe may have (all but
+/// SLOTS), for the per-algorithm copies of the update paths.
+macro_rules! rate_algorithms {
+    ($m:ident) => {
+        $m!(
+            Taildrop,
+            Red,
+            Feedback,
+            Network,
+            Nop,
+            Interval,
+            Gcra,
+            RedProportional,
+            Sliding
+        )
+    };
+}
+
 mod balance;
 pub(crate) mod codec;
 mod ctrl;
@@ -808,17 +826,7 @@ impl<'a> Table<'a> {
                 }
             };
         }
-        per_algorithm!(
-            Taildrop,
-            Red,
-            Feedback,
-            Network,
-            Nop,
-            Interval,
-            Gcra,
-            RedProportional,
-            Sliding
-        )
+        rate_algorithms!(per_algorithm)
     }
 
     /// pipelimit `pl_check(name)`: counts and decides one request on an
