@@ -11,7 +11,7 @@
 //! | `S_CFG` | codec word 0 (algorithm, flags) and the limit | insert; a new limit (a plain store) |
 //! | `S_IV` | the window interval / GCRA period | insert |
 //! | `S_H` | the **hot word**: everything a check changes | compare-and-swap |
-//! | `S_P` | the window before the current one: index, count | monotonic compare-and-swap |
+//! | `S_P` | the window before the current one: index (low 32 bits), count | compare-and-swap, only while `H` still holds that window |
 //! | `S_X` | window pipes: the full index of the last roll's window; GCRA: codec word 8 (burst) | a roll, before its swap; insert; a new limit |
 //!
 //! Window pipes: `H` = 16 bits of the entry's generation (bits 48-63) |
@@ -37,12 +37,13 @@
 //!
 //! # Rollover, finished by anyone
 //! A check that moves `H` from window `i` (count `c`) to window `i + 1`
-//! first records `(i, c)` in `P` (a compare-and-swap that only ever moves
-//! `P` forward: to a later window, or to a higher count of the same
-//! window), then swaps `H`. If the swap fails, `H` changed and the check
-//! retries, recording the newer count; if it succeeds, `P` holds exactly
-//! the final count of window `i`, since counts of a window only grow and
-//! its `H` is gone. A process killed between the two leaves `P` ahead of
+//! first records `(i, c)` in `P` (a compare-and-swap, made only while `H`
+//! still holds what the check read, and skipped if `P` already holds
+//! window `i` with a count as high: a check that read `H` long ago and
+//! finds it moved on leaves `P` alone), then swaps `H`. If the swap fails,
+//! `H` changed and the check retries, recording the newer count; if it
+//! succeeds, `P` holds exactly the final count of window `i`, since counts
+//! of a window only grow and its `H` is gone. A process killed between the two leaves `P` ahead of
 //! `H` with a count not above the window's final one: any later roller
 //! records the final count over it. A reader of window `j` takes the last
 //! window's count from `P` if `P`'s window is `j - 1`, else 0 (an idle
