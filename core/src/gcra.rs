@@ -7,15 +7,10 @@
 //! `burst` requests may pass at once, then one every `T`.
 //!
 //! Time going backwards is not trusted: `TAT` never moves back, so an earlier
-//! `t` only makes a refusal more likely. All arithmetic saturates; `TAT`
-//! stops at `u64::MAX - 1` (a table's lock-free hot path keeps
-//! `u64::MAX` to mark an entry being removed), and a `TAT` stuck there
-//! refuses everything before `u64::MAX - 1 - tau`.
+//! `t` only makes a refusal more likely. All arithmetic saturates; a `TAT`
+//! stuck at `u64::MAX` refuses everything before `u64::MAX - tau`.
 
 use crate::{Error, Verdict};
-
-/// The highest theoretical arrival time: `TAT` saturates here.
-pub(crate) const TAT_MAX: u64 = u64::MAX - 1;
 
 /// A GCRA limiter. See the [module docs](self).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -60,7 +55,7 @@ impl Gcra {
         if now < self.tat.saturating_sub(self.tau) {
             return Verdict::Drop;
         }
-        self.tat = self.tat.max(now).saturating_add(self.t).min(TAT_MAX);
+        self.tat = self.tat.max(now).saturating_add(self.t);
         Verdict::Pass
     }
 
@@ -76,8 +71,7 @@ impl Gcra {
         let new_tat = self
             .tat
             .max(now)
-            .saturating_add(self.t.saturating_mul(u64::from(n)))
-            .min(TAT_MAX);
+            .saturating_add(self.t.saturating_mul(u64::from(n)));
         let allow_at = new_tat.saturating_sub(self.tau.saturating_add(self.t));
         if now < allow_at || n > self.burst {
             return Verdict::Drop;
@@ -123,7 +117,7 @@ impl Gcra {
 
     /// Puts back a theoretical arrival time saved earlier (from [`Gcra::tat`]).
     pub fn restore_tat(&mut self, tat: u64) {
-        self.tat = tat.min(TAT_MAX);
+        self.tat = tat;
     }
 
     /// Forgets all history, as if no cell had passed.
@@ -204,7 +198,7 @@ mod tests {
     fn extremes_and_backwards_time() {
         let mut g = Gcra::new(1, u64::MAX / 2, 1).unwrap();
         assert_eq!(g.check(u64::MAX), Verdict::Pass);
-        assert_eq!(g.tat(), TAT_MAX);
+        assert_eq!(g.tat(), u64::MAX);
         assert_eq!(g.check(0), Verdict::Drop);
         assert_eq!(g.check(u64::MAX), Verdict::Pass);
         g.reset();
