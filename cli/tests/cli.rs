@@ -405,32 +405,36 @@ fn a_mismatching_or_foreign_file_is_refused_and_left_alone() {
     assert!(r.stderr.contains("not a floodgate table"), "{r:?}");
     assert_eq!(std::fs::read(&f.path).unwrap(), before);
 
-    // A table file of layout version 1 (before buckets and tags), as an
-    // older floodgate left it: refused, untouched, and the message says
-    // what to do.
-    let old = TempTable::new("layout1");
-    cli_json(
-        &old,
-        &["--capacity", "16", "set-pipe", "a", "TAILDROP", "5"],
-        0,
-    );
-    let mut bytes = std::fs::read(&old.path).unwrap();
-    bytes[4..8].copy_from_slice(&1u32.to_ne_bytes());
-    std::fs::write(&old.path, &bytes).unwrap();
-    for args in [
-        &["list"][..],
-        &["usage", "a"],
-        &["set-pipe", "b", "RED", "3"],
-    ] {
-        let r = cli(&old, args);
-        assert_eq!(r.code, 3, "{args:?}: {r:?}");
-        assert!(
-            r.stderr
-                .contains("layout version 1, made by an older floodgate; this one reads version 2")
-                && r.stderr.contains("remove the file"),
-            "{args:?}: {r:?}"
+    // Table files of layout versions 1 (before buckets and tags) and 2
+    // (before the lock-free hot path), as an older floodgate left them:
+    // refused, untouched, and the message says what to do.
+    for version in [1u32, 2] {
+        let old = TempTable::new(&format!("layout{version}"));
+        cli_json(
+            &old,
+            &["--capacity", "16", "set-pipe", "a", "TAILDROP", "5"],
+            0,
         );
-        assert_eq!(std::fs::read(&old.path).unwrap(), bytes, "{args:?}");
+        let mut bytes = std::fs::read(&old.path).unwrap();
+        bytes[4..8].copy_from_slice(&version.to_ne_bytes());
+        std::fs::write(&old.path, &bytes).unwrap();
+        let want = format!(
+            "layout version {version}, made by an older floodgate; this one reads version {}",
+            floodgate::table::LAYOUT_VERSION
+        );
+        for args in [
+            &["list"][..],
+            &["usage", "a"],
+            &["set-pipe", "b", "RED", "3"],
+        ] {
+            let r = cli(&old, args);
+            assert_eq!(r.code, 3, "{args:?}: {r:?}");
+            assert!(
+                r.stderr.contains(&want) && r.stderr.contains("remove the file"),
+                "{args:?}: {r:?}"
+            );
+            assert_eq!(std::fs::read(&old.path).unwrap(), bytes, "{args:?}");
+        }
     }
 
     let missing = cli_raw(&["--path", "/nonexistent-dir/floodgate-x", "list"]);

@@ -7,10 +7,15 @@
 //! `burst` requests may pass at once, then one every `T`.
 //!
 //! Time going backwards is not trusted: `TAT` never moves back, so an earlier
-//! `t` only makes a refusal more likely. All arithmetic saturates; a `TAT`
-//! stuck at `u64::MAX` refuses everything before `u64::MAX - tau`.
+//! `t` only makes a refusal more likely. All arithmetic saturates; `TAT`
+//! stops at `u64::MAX - 1` (a table's lock-free hot path keeps
+//! `u64::MAX` to mark an entry being removed), and a `TAT` stuck there
+//! refuses everything before `u64::MAX - 1 - tau`.
 
 use crate::{Error, Verdict};
+
+/// The highest theoretical arrival time: `TAT` saturates here.
+pub(crate) const TAT_MAX: u64 = u64::MAX - 1;
 
 /// A GCRA limiter. See the [module docs](self).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -55,7 +60,7 @@ impl Gcra {
         if now < self.tat.saturating_sub(self.tau) {
             return Verdict::Drop;
         }
-        self.tat = self.tat.max(now).saturating_add(self.t);
+        self.tat = self.tat.max(now).saturating_add(self.t).min(TAT_MAX);
         Verdict::Pass
     }
 
@@ -71,7 +76,8 @@ impl Gcra {
         let new_tat = self
             .tat
             .max(now)
-            .saturating_add(self.t.saturating_mul(u64::from(n)));
+            .saturating_add(self.t.saturating_mul(u64::from(n)))
+            .min(TAT_MAX);
         let allow_at = new_tat.saturating_sub(self.tau.saturating_add(self.t));
         if now < allow_at || n > self.burst {
             return Verdict::Drop;
@@ -117,7 +123,7 @@ impl Gcra {
 
     /// Puts back a theoretical arrival time saved earlier (from [`Gcra::tat`]).
     pub fn restore_tat(&mut self, tat: u64) {
-        self.tat = tat;
+        self.tat = tat.min(TAT_MAX);
     }
 
     /// Forgets all history, as if no cell had passed.
@@ -198,7 +204,7 @@ mod tests {
     fn extremes_and_backwards_time() {
         let mut g = Gcra::new(1, u64::MAX / 2, 1).unwrap();
         assert_eq!(g.check(u64::MAX), Verdict::Pass);
-        assert_eq!(g.tat(), u64::MAX);
+        assert_eq!(g.tat(), TAT_MAX);
         assert_eq!(g.check(0), Verdict::Drop);
         assert_eq!(g.check(u64::MAX), Verdict::Pass);
         g.reset();

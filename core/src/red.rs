@@ -17,7 +17,7 @@
 //! Difference from Kamailio: limit 0 is refused with [`Error::InvalidLimit`]
 //! (Kamailio would divide by it, so it leaves load at 0 and passes everything).
 
-use crate::window::{Roll, WindowCounter};
+use crate::window::WindowCounter;
 use crate::{Error, Verdict, Window};
 
 /// A pipelimit-compatible RED pipe. See the [module docs](self).
@@ -41,12 +41,11 @@ impl Red {
         })
     }
 
+    /// Rolls the window and takes the load from the last window's count
+    /// (0 after an idle window, whose count is 0) and the current limit.
     fn roll(&mut self, now: u64) {
-        match self.counter.roll(now) {
-            Roll::Same => {}
-            Roll::Next => self.load = self.counter.last_counter() / self.limit,
-            Roll::Idle => self.load = 0,
-        }
+        self.counter.roll(now);
+        self.load = self.counter.last_counter() / self.limit;
     }
 
     /// Counts one request at `now` and says whether it passes.
@@ -74,7 +73,11 @@ impl Red {
         self.limit
     }
 
-    /// Replaces the limit (at least 1); it applies from the next window on.
+    /// Replaces the limit (at least 1); the load of the current window is
+    /// taken again with it from the next request on (Kamailio computes the
+    /// load at its timer tick, so there a new limit waits for the next
+    /// window: the table's lock-free hot path keeps only the last window's
+    /// count, not the load, so the load follows the limit at once).
     #[inline]
     pub fn set_limit(&mut self, limit: u32) -> Result<(), Error> {
         if limit == 0 {

@@ -1,13 +1,18 @@
 //! Nobody can hang anybody (Linux): a lock held by a process that is alive
 //! but never unlocks gives `Error::Busy` after the bounded wait, with the
-//! real bound and the real pid owner, and stops nobody else.
+//! real bound and the real pid owner, to what needs that lock only; checks
+//! of hot entries (lock-free) never wait at all.
 //!
-//! * Lock words forged to name live pids (1, and this test's parent): every
-//!   operation on those entries returns `Busy`, while other keys, listings
-//!   (which leave them out) and other inserts go on with the right verdicts;
-//!   a forged insert lock stops inserts only.
-//! * A real child stopped with `SIGSTOP` while it holds an entry's lock:
-//!   the same, and once it runs again every count is exact.
+//! * Lock words forged to name live pids (1, and this test's parent): checks
+//!   and reads of those (hot) entries and listings go on with exact counts;
+//!   what changes an entry itself (another algorithm, removal) and the
+//!   operations of a locked kind (SLOTS) return `Busy`; other keys and
+//!   other inserts go on; a forged insert lock stops inserts only.
+//! * A real child stopped with `SIGSTOP` in the middle of an insert (holding
+//!   the insert lock and a free entry's lock) or of a slot acquire (holding
+//!   its entry's lock): checks on existing keys and listings go on, exact;
+//!   inserts (while it holds the insert lock) and that entry's operations
+//!   are `Busy`; once it runs again every count is exact.
 //!
 //! Nothing here asserts a duration: a watchdog ends the test binary if it
 //! hangs, and the time each `Busy` took is printed.
@@ -96,19 +101,43 @@ fn lock_words_naming_live_pids_are_busy_and_stop_nobody_else() {
 
     for k in [&b"init"[..], b"parent"] {
         let name = String::from_utf8_lossy(k);
+        // Hot entries: checks and reads take no lock.
         assert_eq!(
-            timed(&format!("check {name}: Busy"), || t.check(k, 1)),
-            Err(Error::Busy)
+            timed(&format!("check {name}: no wait"), || t.check(k, 1)),
+            Ok(Verdict::Pass)
         );
-        assert_eq!(t.get(k, 1), Err(Error::Busy));
-        assert_eq!(t.set(k, Algorithm::Nop, 0, 1), Err(Error::Busy));
+        assert_eq!(t.check(k, 1), Ok(Verdict::Drop));
+        assert_eq!(t.get(k, 1).unwrap().counter, 3);
         assert_eq!(
             t.check_or_create(k, Algorithm::Taildrop, 2, 1),
+            Ok(Verdict::Drop)
+        );
+        // What changes the entry itself waits for the lock, and gives up.
+        assert_eq!(
+            timed(&format!("set {name} to NOP: Busy"), || t.set(
+                k,
+                Algorithm::Nop,
+                0,
+                1
+            )),
             Err(Error::Busy)
         );
         assert_eq!(t.remove(k), Err(Error::Busy));
         assert_eq!(t.active(k), Ok(true));
     }
+    // A locked kind (SLOTS) stuck the same way: its operations are Busy.
+    assert_eq!(
+        t.acquire(b"slots", 2, 1),
+        Ok(floodgate::SlotVerdict::Acquired)
+    );
+    let slots_word = lock_word(&file, &t, b"slots");
+    let slots_saved = forge(slots_word, 1);
+    assert_eq!(
+        timed("acquire on a stuck SLOTS entry: Busy", || t
+            .acquire(b"slots", 2, 1)),
+        Err(Error::Busy)
+    );
+    assert_eq!(t.usage(b"slots", 1), Err(Error::Busy));
     // Others go on.
     assert_eq!(t.check(b"free", 1), Ok(Verdict::Pass));
     assert_eq!(t.check(b"free", 1), Ok(Verdict::Drop));
@@ -118,16 +147,22 @@ fn lock_words_naming_live_pids_are_busy_and_stop_nobody_else() {
     );
     assert_eq!(t.check(b"new", 1), Ok(Verdict::Drop));
     assert_eq!(
-        timed("listing with two stuck entries", || keys(&t)),
-        [&b"free"[..], b"new"]
+        timed(
+            "listing with two stuck hot entries and a stuck SLOTS",
+            || { keys(&t) }
+        ),
+        [&b"free"[..], b"init", b"new", b"parent"],
+        "hot entries are listed without their lock; the SLOTS entry is left out"
     );
-    assert_eq!(t.len(), 4);
+    assert_eq!(t.len(), 5);
     assert_eq!(
         t.clean_unused(1, u64::MAX),
         2,
         "the stuck ones are left alone"
     );
-    assert_eq!(t.len(), 2);
+    assert_eq!(t.len(), 3);
+    slots_word.store(slots_saved, SeqCst);
+    assert_eq!(t.usage(b"slots", 2), Ok(1), "the Busy acquire took nothing");
 
     // A forged insert lock stops inserts only.
     let ins = file.word(INSERT_LOCK);
@@ -141,20 +176,26 @@ fn lock_words_naming_live_pids_are_busy_and_stop_nobody_else() {
     assert_eq!(t.active(b"newer"), Ok(false));
     assert_eq!(
         t.check_or_create(b"init", Algorithm::Taildrop, 1, 2),
-        Err(Error::Busy),
-        "an existing key that stays locked is still Busy, not re-inserted"
+        Ok(Verdict::Drop),
+        "an existing hot key is checked (its 5th call), not re-inserted"
     );
     ins.store(was, SeqCst);
 
     // Unlocked: as they were (the failed calls changed nothing).
     init_word.store(saved[0], SeqCst);
     parent_word.store(saved[1], SeqCst);
-    for k in [&b"init"[..], b"parent"] {
-        let s = t.get(k, 3).unwrap();
-        assert_eq!((s.counter, s.limit), (1, 2), "{k:?} unchanged");
-        assert_eq!(t.check(k, 3), Ok(Verdict::Pass));
-        assert_eq!(t.check(k, 3), Ok(Verdict::Drop));
-    }
+    let s = t.get(b"init", 3).unwrap();
+    assert_eq!(
+        (s.counter, s.limit),
+        (5, 1),
+        "init: 5 checks, the last set limit 1"
+    );
+    let s = t.get(b"parent", 3).unwrap();
+    assert_eq!(
+        (s.counter, s.limit, s.algorithm),
+        (4, 2, Algorithm::Taildrop),
+        "parent: the failed calls changed nothing"
+    );
     assert_eq!(
         t.check_or_create(b"newer", Algorithm::Taildrop, 1, 3),
         Ok(Verdict::Pass)
@@ -165,18 +206,22 @@ fn lock_words_naming_live_pids_are_busy_and_stop_nobody_else() {
 #[derive(Default)]
 #[repr(C)]
 struct Shared {
-    /// Checks of "hot" that returned (Pass or Drop).
-    checks: AtomicU64,
+    /// Rounds done (each: a check of "hot", a slot acquired and released,
+    /// a key inserted and removed).
+    rounds: AtomicU64,
     /// 1 once the child is about to start.
     started: AtomicU64,
 }
 
-const CHILD_CHECKS: u64 = 200_000;
+const CHILD_ROUNDS: u64 = 100_000;
 const E_MAP: i32 = 10;
 const E_ATTACH: i32 = 11;
 const E_ERROR: i32 = 12;
 
-/// The child: checks "hot" over and over (a NOP pipe: all pass).
+/// The child: checks "hot" (a NOP pipe: all pass), takes and gives back a
+/// slot of "slot" (SLOTS, a locked kind), inserts and removes one of 8
+/// keys of its own, over and over. The parent holds no lock for long: no
+/// Busy for the child.
 fn child(file: &ShmFile, sh: &Shared) -> i32 {
     let Some(region) = map_again(&file.path, file.len()) else {
         return E_MAP;
@@ -185,12 +230,18 @@ fn child(file: &ShmFile, sh: &Shared) -> i32 {
         return E_ATTACH;
     };
     sh.started.store(1, SeqCst);
-    for _ in 0..CHILD_CHECKS {
-        // The parent holds a lock only for an instant: no Busy for us.
-        match t.check(b"hot", now_ns()) {
-            Ok(Verdict::PassNop) => sh.checks.fetch_add(1, SeqCst),
-            _ => return E_ERROR,
-        };
+    for i in 0..CHILD_ROUNDS {
+        let key = [b'c', (i % 8) as u8];
+        let ok = t.check(b"hot", now_ns()) == Ok(Verdict::PassNop)
+            && t.acquire(b"slot", 1_000_000, now_ns()) == Ok(floodgate::SlotVerdict::Acquired)
+            && t.release(b"slot", now_ns()) == Ok(floodgate::Release::Released)
+            && t.check_or_create(&key, Algorithm::Taildrop, 9, now_ns())
+                .is_ok()
+            && t.remove(&key) == Ok(());
+        if !ok {
+            return E_ERROR;
+        }
+        sh.rounds.fetch_add(1, SeqCst);
     }
     0
 }
@@ -214,8 +265,27 @@ fn resume(pid: libc::pid_t) {
     assert_eq!(unsafe { libc::kill(pid, libc::SIGCONT) }, 0);
 }
 
+/// Stops the child until `caught` says it holds the lock wanted; returns
+/// the number of stops.
+fn catch(pid: libc::pid_t, deadline: Instant, caught: impl Fn() -> bool) -> u32 {
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        stop(pid);
+        if caught() {
+            return attempts;
+        }
+        resume(pid);
+        assert!(
+            attempts < 20_000 && Instant::now() < deadline,
+            "the child was never caught holding the lock"
+        );
+        std::thread::sleep(Duration::from_micros(20 * u64::from(attempts % 10)));
+    }
+}
+
 #[test]
-fn a_holder_stopped_by_sigstop_is_busy_and_stops_nobody_else() {
+fn a_holder_stopped_by_sigstop_stops_only_what_needs_its_lock() {
     // One window for the whole run: nothing rolls over.
     let config = config(u64::MAX);
     let file = ShmFile::create("busy-stopped", Table::size_for(&config).unwrap());
@@ -229,7 +299,13 @@ fn a_holder_stopped_by_sigstop_is_busy_and_stops_nobody_else() {
         t.check_or_create(b"cold", Algorithm::Taildrop, 2, 0),
         Ok(Verdict::Pass)
     );
-    let hot = lock_word(&file, &t, b"hot");
+    assert_eq!(
+        t.acquire(b"slot", 1_000_000, 0),
+        Ok(floodgate::SlotVerdict::Acquired)
+    );
+    assert_eq!(t.release(b"slot", 0), Ok(floodgate::Release::Released));
+    let slot = lock_word(&file, &t, b"slot");
+    let ins = file.word(INSERT_LOCK);
     // SAFETY: `Shared` is made of atomics only.
     let shared = unsafe { SharedMem::<Shared>::new() };
     let sh = shared.get();
@@ -246,69 +322,76 @@ fn a_holder_stopped_by_sigstop_is_busy_and_stops_nobody_else() {
         assert!(Instant::now() < deadline, "the child does not start");
         std::thread::sleep(Duration::from_millis(1));
     }
+    let mine = |w: &AtomicU32| w.load(SeqCst) & OWNER_MASK == pid as u32;
+    let mut parent_checks = 0u64;
 
-    // Catch it holding the lock of "hot".
-    let mut attempts = 0;
-    loop {
-        attempts += 1;
-        stop(pid);
-        if hot.load(SeqCst) & OWNER_MASK == pid as u32 {
-            break;
-        }
-        resume(pid);
-        assert!(
-            attempts < 5000 && Instant::now() < deadline,
-            "the child was never caught holding the lock"
+    // 1. Stopped in the middle of an insert: it holds the insert lock.
+    let stops = catch(pid, deadline, || mine(ins));
+    let rounds = sh.rounds.load(SeqCst);
+    for _ in 0..3 {
+        assert_eq!(
+            timed("check of an existing key during the stopped insert", || t
+                .check(b"hot", now_ns())),
+            Ok(Verdict::PassNop)
         );
-        std::thread::sleep(Duration::from_micros(50 * (attempts % 10)));
+        parent_checks += 1;
     }
-    let held_checks = sh.checks.load(SeqCst);
-
-    // It is alive (stopped): its lock is not taken over, the wait is bounded.
+    assert_eq!(t.check(b"cold", now_ns()), Ok(Verdict::Pass));
+    assert_eq!(t.check(b"cold", now_ns()), Ok(Verdict::Drop));
+    let listed = timed("listing during the stopped insert", || keys(&t));
+    assert!(
+        listed.starts_with(&[b"cold".to_vec(), b"hot".to_vec()]),
+        "{listed:?}"
+    );
     assert_eq!(
-        timed("check of the stopped holder's entry: Busy", || {
-            t.check(b"hot", now_ns())
+        timed("another insert during the stopped insert: Busy", || {
+            t.check_or_create(b"new", Algorithm::Taildrop, 1, now_ns())
         }),
         Err(Error::Busy)
     );
-    assert_eq!(t.get(b"hot", now_ns()), Err(Error::Busy));
+    assert!(mine(ins), "still its insert lock");
+    assert_eq!(sh.rounds.load(SeqCst), rounds, "the child is stopped");
+    resume(pid);
+    eprintln!("caught the child inserting after {stops} stop(s)");
+
+    // 2. Stopped in the middle of a slot acquire or release: it holds the
+    //    SLOTS entry's lock.
+    let stops = catch(pid, deadline, || mine(slot) && !mine(ins));
     assert_eq!(
-        t.set(b"hot", Algorithm::Taildrop, 5, now_ns()),
+        timed("acquire on the stopped holder's SLOTS entry: Busy", || t
+            .acquire(b"slot", 1_000_000, now_ns())),
         Err(Error::Busy)
     );
-    assert_eq!(
-        t.check_or_create(b"hot", Algorithm::Nop, 0, now_ns()),
-        Err(Error::Busy)
-    );
-    assert_eq!(hot.load(SeqCst) & OWNER_MASK, pid as u32, "still its lock");
-    // Everybody else goes on.
-    assert_eq!(t.check(b"cold", now_ns()), Ok(Verdict::Pass));
-    assert_eq!(t.check(b"cold", now_ns()), Ok(Verdict::Drop));
+    assert_eq!(t.usage(b"slot", now_ns()), Err(Error::Busy));
+    assert_eq!(t.check(b"hot", now_ns()), Ok(Verdict::PassNop));
+    parent_checks += 1;
     assert_eq!(
         t.check_or_create(b"new", Algorithm::Taildrop, 1, now_ns()),
-        Ok(Verdict::Pass)
+        Ok(Verdict::Pass),
+        "inserts go on"
     );
-    assert_eq!(
-        keys(&t),
-        [&b"cold"[..], b"new"],
-        "the stuck entry is left out"
+    assert!(
+        !keys(&t).contains(&b"slot".to_vec()),
+        "a locked entry is left out"
     );
-    assert_eq!(sh.checks.load(SeqCst), held_checks, "the child is stopped");
-
-    // Running again, it finishes its checks.
+    assert!(mine(slot), "still its lock");
     resume(pid);
+    eprintln!("caught the child acquiring after {stops} stop(s)");
+
+    // Running again, it finishes; every count is exact.
     let ended = children.wait(pid, deadline, || {});
     assert_eq!(ended, Some(Ended::Exited(0)));
-    assert_eq!(sh.checks.load(SeqCst), CHILD_CHECKS);
-    // Every check counted once: the creation, the child's; the parent's
-    // Busy calls counted nothing.
+    assert_eq!(sh.rounds.load(SeqCst), CHILD_ROUNDS);
     let hot_stats = t.get(b"hot", now_ns()).unwrap();
-    assert_eq!(u64::from(hot_stats.counter), 1 + CHILD_CHECKS);
     assert_eq!(
-        hot_stats.algorithm,
-        Algorithm::Nop,
-        "the failed set changed nothing"
+        u64::from(hot_stats.counter),
+        1 + CHILD_ROUNDS + parent_checks,
+        "the creation, the child's checks, the parent's"
     );
-    assert_eq!(keys(&t), [&b"cold"[..], b"hot", b"new"]);
-    eprintln!("caught the child holding the lock after {attempts} stop(s)");
+    assert_eq!(
+        t.usage(b"slot", now_ns()),
+        Ok(0),
+        "the Busy calls took no slot"
+    );
+    assert_eq!(keys(&t), [&b"cold"[..], b"hot", b"new", b"slot"]);
 }

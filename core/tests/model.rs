@@ -392,8 +392,9 @@ impl RefTaildrop {
     }
 }
 
-/// RED: at each new window `load = last / limit` (0 after an empty window
-/// and in the first one); every request counted; pass iff `load == 0` or
+/// RED: `load = last / limit` (0 after an empty window and in the first
+/// one), with the limit of the request (a new limit applies at once, see
+/// `Red::set_limit`); every request counted; pass iff `load == 0` or
 /// `counter % load == 0`.
 #[derive(Debug, Clone)]
 struct RefRed {
@@ -411,9 +412,8 @@ impl RefRed {
     }
 
     fn check(&mut self, t: u64) -> Verdict {
-        if self.w.enter(t) {
-            self.load = self.w.last() / self.limit;
-        }
+        self.w.enter(t);
+        self.load = self.w.last() / self.limit;
         self.w.add();
         let n = self.w.counter();
         pass(self.load == 0 || n.is_multiple_of(self.load))
@@ -423,7 +423,7 @@ impl RefRed {
         if self.w.would_open(t) {
             self.w.view(t).1 / self.limit
         } else {
-            self.load
+            self.w.last() / self.limit
         }
     }
 
@@ -611,8 +611,8 @@ impl RefSlots {
 
 /// GCRA, from SEMANTICS.md: `T = period / rate`, `tau = T * (burst - 1)`;
 /// refuse iff `t < TAT - tau`; else `TAT = max(TAT, t) + T`. Computed
-/// exactly; the only clamp is the documented one (TAT and tau stop at
-/// `u64::MAX`).
+/// exactly; the only clamps are the documented ones (TAT stops at
+/// `u64::MAX - 1`, tau at `u64::MAX`).
 #[derive(Debug, Clone)]
 struct RefGcra {
     period: u64,
@@ -652,7 +652,7 @@ impl RefGcra {
         if i128::from(now) < self.tat as i128 - self.tau as i128 {
             return Verdict::Drop;
         }
-        self.tat = (self.tat.max(u128::from(now)) + self.t).min(MAX);
+        self.tat = (self.tat.max(u128::from(now)) + self.t).min(MAX - 1);
         Verdict::Pass
     }
 
@@ -1077,7 +1077,7 @@ fn run_gcra(
                 // Puts back some TAT, near the clock or anywhere.
                 let tat = clock.wrapping_add(x as u64);
                 real.restore_tat(tat);
-                model.tat = u128::from(tat);
+                model.tat = u128::from(tat).min(MAX - 1);
             }
             Op::Probe(_) | Op::Acquire | Op::Release => {}
         }

@@ -501,6 +501,11 @@ fn a_lock_held_by_a_live_process_is_fg_e_busy_and_changes_nothing() {
             fg_check_create(&t, k.as_ptr(), 1, FG_ALGO_TAILDROP, 5, 0),
             fg_result::FG_PASS
         );
+        let s = b"s";
+        assert_eq!(
+            fg_slot_acquire(&t, s.as_ptr(), 1, 3, 0),
+            fg_result::FG_ACQUIRED
+        );
         let word = |i: usize| &*base.cast::<AtomicU32>().add(i);
         // Every entry lock and the controller lock name pid 1: alive, and
         // never unlocking.
@@ -512,23 +517,38 @@ fn a_lock_held_by_a_live_process_is_fg_e_busy_and_changes_nothing() {
             .iter()
             .map(|&i| word(i).swap(1, Ordering::Relaxed))
             .collect();
-        assert_eq!(fg_check(&t, k.as_ptr(), 1, 1), fg_result::FG_E_BUSY);
+        // The rate pipe is hot: checks and reads take no lock.
+        assert_eq!(fg_check(&t, k.as_ptr(), 1, 1), fg_result::FG_PASS);
         let mut e = core::mem::zeroed::<fg_entry>();
-        e.limit = 77;
-        assert_eq!(fg_get(&t, k.as_ptr(), 1, 1, &mut e), fg_result::FG_E_BUSY);
-        assert_eq!(e.limit, 77, "out-pointers are written only on success");
+        assert_eq!(fg_get(&t, k.as_ptr(), 1, 1, &mut e), fg_result::FG_OK);
+        assert_eq!(e.counter, 2);
+        // The SLOTS entry (a locked kind) and removals need the lock.
+        let mut usage = 77u32;
+        assert_eq!(
+            fg_slot_usage(&t, s.as_ptr(), 1, 1, &mut usage),
+            fg_result::FG_E_BUSY
+        );
+        assert_eq!(usage, 77, "out-pointers are written only on success");
+        assert_eq!(
+            fg_slot_acquire(&t, s.as_ptr(), 1, 3, 1),
+            fg_result::FG_E_BUSY
+        );
+        assert_eq!(fg_pipe_remove(&t, k.as_ptr(), 1), fg_result::FG_E_BUSY);
         let mut listed = 0u32;
         assert_eq!(
             fg_list(&t, 1, Some(count), (&mut listed as *mut u32).cast()),
             fg_result::FG_OK
         );
-        assert_eq!(listed, 0, "the stuck entry is left out");
+        assert_eq!(
+            listed, 1,
+            "the hot pipe is listed, the stuck SLOTS left out"
+        );
         let mut removed = 99usize;
         assert_eq!(
             fg_clean_unused(&t, 1, u64::MAX, &mut removed),
             fg_result::FG_OK
         );
-        assert_eq!(removed, 0, "the stuck entry is left alone");
+        assert_eq!(removed, 0, "the stuck entries are left alone");
         assert_eq!(fg_active(&t, k.as_ptr(), 1), fg_result::FG_OK);
         let mut pid = core::mem::zeroed::<fg_pid>();
         pid.drop_rate = 77;
@@ -545,7 +565,12 @@ fn a_lock_held_by_a_live_process_is_fg_e_busy_and_changes_nothing() {
             word(i).store(w, Ordering::Release);
         }
         assert_eq!(fg_get(&t, k.as_ptr(), 1, 1, &mut e), fg_result::FG_OK);
-        assert_eq!(e.counter, 1);
+        assert_eq!(e.counter, 2);
+        assert_eq!(
+            fg_slot_usage(&t, s.as_ptr(), 1, 1, &mut usage),
+            fg_result::FG_OK
+        );
+        assert_eq!(usage, 1);
         assert_eq!(fg_pid_get(&t, &mut pid), fg_result::FG_OK);
         assert_eq!(pid.load, 0.0);
         drop(mem);

@@ -142,7 +142,7 @@ impl Table<'_> {
         for i in 0..n {
             let g = guards[i].as_ref().ok_or(Error::InvalidGroup)?;
             let w = g.read();
-            if w[0] & 0xf != Algorithm::Slots as u32 {
+            if g.hot() || w[0] & 0xf != Algorithm::Slots as u32 {
                 // Another algorithm (or a corrupt word, which decode names).
                 self.cell(g)?;
                 return Err(Error::WrongAlgorithm);

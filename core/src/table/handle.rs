@@ -7,11 +7,12 @@
 //! (see the table's placement), and the generation changes whenever an
 //! entry is deleted, evicted or created, so a handle whose entry has since
 //! gone, or now holds another key, no longer matches: every call through it
-//! fails with [`Error::Stale`] and touches nothing. The check happens under
-//! the entry's lock, as every operation's does, so a handle cannot act on
-//! an entry that is being reused while it checks. The generation is 32
-//! bits, bumped twice per life of an entry: a handle could only be
-//! mistaken for a later entry of its slot after 2^31 deletions and
+//! fails with [`Error::Stale`] and touches nothing. On a hot entry the check
+//! takes no lock: the generation is read before the state and again after
+//! it (see [`hot`](super::hot)); on a locked entry it is compared under the
+//! lock. The generation is 32 bits, bumped four times per life of an entry
+//! (an insert and a delete each make it odd, then even): a handle could
+//! only be mistaken for a later entry of its slot after 2^30 deletions and
 //! creations there between two uses.
 
 use super::layout::*;
@@ -73,13 +74,35 @@ impl<'a> Table<'a> {
         if idx >= self.entries.len() {
             return Err(Error::Stale);
         }
+        let shared = self.shared();
+        if let Some(e) = self.entries.get(idx) {
+            let m = e[E_META].load(Ordering::Acquire);
+            if meta_state(m) == STATE_USED && m & META_HOT != 0 {
+                // Lock-free, as Table::check's hot path: the generation
+                // read after the meta word must be the handle's, and is
+                // checked again after the state is read.
+                if e[E_GEN].load(Ordering::Acquire) != handle.gen {
+                    return Err(Error::Stale);
+                }
+                let hot = self.hot_update(
+                    e,
+                    handle.gen,
+                    now,
+                    true,
+                    #[inline(always)]
+                    |c| c.limiter.check(now, &shared),
+                )?;
+                if let Some(v) = hot {
+                    return Ok(v);
+                }
+            }
+        }
         let g = self.lock_idx(idx)?;
         if g.gen() != handle.gen || meta_state(g.e[E_META].load(Ordering::Relaxed)) != STATE_USED {
             return Err(Error::Stale);
         }
         // The tail of Table::check, written again: a helper shared by both
         // cost check 6 to 10 instructions (callgrind, single_pipe cases).
-        let shared = self.shared();
         self.update_rate(
             g,
             now,

@@ -6,7 +6,8 @@
 //! header   HEADER_WORDS words (192 bytes)
 //! tags     tag_words(capacity) words: a 16-bit tag per entry, two to a
 //!          word, padded to whole buckets of BUCKET_SLOTS (64 bytes each)
-//! entries  capacity       x ENTRY_WORDS words (160 bytes each)
+//! entries  capacity       x ENTRY_WORDS words (168 bytes each): 22 u32
+//!          words, then STATE_WORDS 64-bit words (see word::Entry)
 //! leases   lease_capacity x LEASE_WORDS words (20 bytes each)
 //! ```
 //!
@@ -14,16 +15,15 @@
 //! tag word `i / 2`, so one bucket's tags fill one 64-byte cache line (the
 //! header is three whole lines, so a line-aligned region keeps them aligned).
 
-use super::codec::BUF_WORDS;
-
 /// "FGT1" in ASCII, little-endian.
 pub(crate) const MAGIC: u32 = u32::from_le_bytes(*b"FGT1");
 /// The layout version this floodgate builds and reads, stored in a table's
 /// second word (bytes 4 to 7 of its region, native byte order). Bumped on
 /// any change of the layout; a table of another version is refused with
 /// [`Error::LayoutMismatch`](crate::Error::LayoutMismatch). Version 1 was
-/// the layout before buckets and tags (linear probing, no tag array).
-pub const LAYOUT_VERSION: u32 = 2;
+/// the layout before buckets and tags (linear probing, no tag array);
+/// version 2 had 160-byte entries of `u32` words only, all locked.
+pub const LAYOUT_VERSION: u32 = 3;
 
 /// Entries per bucket: a key may live in any slot of its two buckets.
 pub const BUCKET_SLOTS: usize = 32;
@@ -74,9 +74,16 @@ pub(crate) const E_GEN: usize = 2;
 pub(crate) const E_USED: usize = 4; // 2 words
 pub(crate) const E_KEY: usize = 6; // KEY_WORDS words
 pub(crate) const KEY_WORDS: usize = 16;
-pub(crate) const E_BUF: usize = E_KEY + KEY_WORDS; // 2 buffers of BUF_WORDS
-/// Words in one entry.
-pub const ENTRY_WORDS: usize = E_BUF + 2 * BUF_WORDS;
+/// `u32` words before an entry's state words.
+pub(crate) const ENTRY_HEAD_WORDS: usize = E_KEY + KEY_WORDS;
+/// 64-bit state words of one buffer: the codec's `BUF_WORDS` (9) `u32`
+/// words, two to a state word, the last half unused.
+pub(crate) const BUF_STATE_WORDS: usize = 5;
+/// 64-bit state words of an entry: two buffers.
+pub(crate) const STATE_WORDS: usize = 2 * BUF_STATE_WORDS;
+/// `u32` words in one entry (its size in bytes is 4 times this), for tools
+/// and tests that read a table's memory: the lock word is the first.
+pub const ENTRY_WORDS: usize = ENTRY_HEAD_WORDS + 2 * STATE_WORDS;
 
 // Lease words.
 pub(crate) const L_GEN: usize = 0;
@@ -87,7 +94,8 @@ pub(crate) const L_EXPIRY: usize = 3; // 2 words
 pub const LEASE_WORDS: usize = 5;
 pub(crate) const LEASE_PENDING: u32 = 0x8000_0000;
 
-// Entry meta word: bits 0-1 state, bits 2-8 key length, bits 9-31 hash tag.
+// Entry meta word: bits 0-1 state, bits 2-8 key length, bits 9-30 hash
+// tag, bit 31 hot (the entry's state is updated lock-free, see hot.rs).
 /// A zeroed entry, as a new table's entries start (lookups go by tags,
 /// so only "in use or not" matters).
 #[allow(dead_code)]
@@ -100,8 +108,11 @@ pub(crate) const fn meta(state: u32, len: usize, hash: u64) -> u32 {
 }
 
 pub(crate) const fn tag(hash: u64) -> u32 {
-    (hash as u32) >> 9
+    (hash as u32) >> 10
 }
+
+/// Meta bit 31: the entry's state is hot (lock-free, see hot.rs).
+pub(crate) const META_HOT: u32 = 1 << 31;
 
 pub(crate) const fn meta_state(m: u32) -> u32 {
     m & 3
@@ -128,7 +139,8 @@ pub const fn bytes_for(capacity: usize, lease_capacity: usize) -> Option<usize> 
     words.checked_mul(4)
 }
 
-const _: () = assert!(ENTRY_WORDS * 4 == 160);
+const _: () = assert!(ENTRY_WORDS * 4 == 168);
+const _: () = assert!(ENTRY_HEAD_WORDS.is_multiple_of(2));
 const _: () = assert!(HEADER_WORDS * 4 <= 192);
 
 /// A key's tag: the hash's top 16 bits, 1 where they are 0 (0 marks a free

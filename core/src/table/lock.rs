@@ -270,6 +270,15 @@ fn lock_contended(word: &AtomicU32, owner: &Owner) -> Result<Held, Error> {
 }
 
 /// Unlocks `word`, making buffer `active` (0 or 1) the committed one.
+/// An acquire fence (loom's under loom): loads before it are done before
+/// loads after it.
+pub(crate) fn fence_acquire() {
+    #[cfg(not(loom))]
+    core::sync::atomic::fence(Ordering::Acquire);
+    #[cfg(loom)]
+    loom::sync::atomic::fence(Ordering::Acquire);
+}
+
 pub(crate) fn unlock(word: &AtomicU32, active: u32) {
     word.store((active & 1) << 31, Ordering::Release);
 }

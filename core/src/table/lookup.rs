@@ -15,6 +15,7 @@
 
 use super::layout::*;
 use super::lock::{AtomicU32, Ordering};
+use super::word::Entry;
 use super::{hash, Guard, Table, MAX_KEY_LEN};
 use crate::Error;
 
@@ -60,8 +61,8 @@ impl Key<'_> {
 /// Whole words are loaded from the caller's bytes; a partial last word is
 /// [`hash::tail_le`].
 #[inline(always)]
-fn same_key(e: &[AtomicU32; ENTRY_WORDS], k: &Key<'_>) -> bool {
-    let stored = &e[E_KEY..E_KEY + KEY_WORDS];
+fn same_key(e: &Entry, k: &Key<'_>) -> bool {
+    let stored = &e.key;
     let mut whole = k.bytes.chunks_exact(4);
     for (s, c) in stored.iter().zip(&mut whole) {
         let Ok(c) = <[u8; 4]>::try_from(c) else {
@@ -195,12 +196,15 @@ impl<'a> Table<'a> {
             .count()
     }
 
-    /// Whether entry `idx` is in use and holds `k` (meta word `want`).
+    /// If entry `idx` is in use and holds `k` (meta word `want`, hot bit
+    /// aside): its generation, read before its meta word and key, and its
+    /// meta word.
     #[inline(always)]
-    fn holds(&self, idx: usize, k: &Key, want: u32) -> bool {
-        self.entries
-            .get(idx)
-            .is_some_and(|e| e[E_META].load(Ordering::Acquire) == want && same_key(e, k))
+    fn holds(&self, idx: usize, k: &Key, want: u32) -> Option<(u32, u32)> {
+        let e = self.entries.get(idx)?;
+        let gen = e[E_GEN].load(Ordering::Acquire);
+        let m = e[E_META].load(Ordering::Acquire);
+        (m & !META_HOT == want && same_key(e, k)).then_some((gen, m))
     }
 
     /// The slot holding `k` among the two of tag word `w` (slots `first`
@@ -213,26 +217,70 @@ impl<'a> Table<'a> {
         pat: u32,
         k: &Key,
         want: u32,
-    ) -> Option<usize> {
+    ) -> Option<Found> {
         let x = w.load(Ordering::Relaxed) ^ pat;
-        if x & 0xffff == 0 && self.holds(first, k, want) {
-            return Some(first);
+        if x & 0xffff == 0 {
+            if let Some((gen, meta)) = self.holds(first, k, want) {
+                return Some(Found {
+                    idx: first,
+                    gen,
+                    meta,
+                });
+            }
         }
-        if x >> 16 == 0 && self.holds(first + 1, k, want) {
-            return Some(first + 1);
+        if x >> 16 == 0 {
+            if let Some((gen, meta)) = self.holds(first + 1, k, want) {
+                return Some(Found {
+                    idx: first + 1,
+                    gen,
+                    meta,
+                });
+            }
         }
         None
     }
 
     #[inline(always)]
     pub(crate) fn matches(&self, idx: usize, k: &Key, m: u32) -> bool {
-        m == meta(STATE_USED, k.len(), k.hash) && same_key(&self.entries[idx], k)
+        m & !META_HOT == meta(STATE_USED, k.len(), k.hash)
+            && self.entries.get(idx).is_some_and(|e| same_key(e, k))
     }
 
     /// Where `k`'s entry was when looked up, without locking it: the caller
     /// locks it and checks [`Table::matches`] again.
     #[inline(always)]
     pub(crate) fn locate(&self, k: &Key) -> Option<usize> {
+        self.find_unlocked(k).map(|f| f.idx)
+    }
+
+    /// Runs `f` on `k`'s entry without a lock if the entry is hot (see
+    /// [`hot`](super::hot)); `Ok(None)` if there is no entry, it is not
+    /// hot, or it is changing: take the locked path.
+    #[inline(always)]
+    pub(crate) fn try_hot<T>(
+        &self,
+        k: &Key,
+        now: u64,
+        touch: bool,
+        f: impl FnMut(&mut super::codec::Cell) -> Result<T, Error>,
+    ) -> Result<Option<T>, Error> {
+        match self.find_unlocked(k) {
+            // An odd generation: an insert or delete is under way (or was
+            // killed): the locked path waits for it, or finishes it.
+            Some(found) if found.meta & META_HOT != 0 && found.gen & 1 == 0 => {
+                match self.entries.get(found.idx) {
+                    Some(e) => self.hot_update(e, found.gen, now, touch, f),
+                    None => Ok(None),
+                }
+            }
+            _ => Ok(None),
+        }
+    }
+
+    /// [`Table::locate`], with the entry's generation (read before its key
+    /// was compared) and meta word.
+    #[inline(always)]
+    fn find_unlocked(&self, k: &Key) -> Option<Found> {
         let want = meta(STATE_USED, k.len(), k.hash);
         let tag = tag16(k.hash);
         let pat = tag | (tag << 16);
@@ -245,14 +293,15 @@ impl<'a> Table<'a> {
         for i in 0..BUCKET_TAG_WORDS {
             let j = (home + i) & (BUCKET_TAG_WORDS - 1);
             if let Some(w) = self.tags.get(b1 * BUCKET_TAG_WORDS + j) {
-                if let Some(idx) = self.check_word(w, b1 * BUCKET_SLOTS + 2 * j, pat, k, want) {
-                    return Some(idx);
+                if let Some(found) = self.check_word(w, b1 * BUCKET_SLOTS + 2 * j, pat, k, want) {
+                    return Some(found);
                 }
             }
             if two {
                 if let Some(w) = self.tags.get(b2 * BUCKET_TAG_WORDS + j) {
-                    if let Some(idx) = self.check_word(w, b2 * BUCKET_SLOTS + 2 * j, pat, k, want) {
-                        return Some(idx);
+                    if let Some(found) = self.check_word(w, b2 * BUCKET_SLOTS + 2 * j, pat, k, want)
+                    {
+                        return Some(found);
                     }
                 }
             }
@@ -273,6 +322,14 @@ impl<'a> Table<'a> {
             // Removed or replaced between the probe and the lock: again.
         }
     }
+}
+
+/// An entry [`Table::find_unlocked`] found.
+#[derive(Clone, Copy)]
+struct Found {
+    idx: usize,
+    gen: u32,
+    meta: u32,
 }
 
 /// `k`'s home word in a bucket: lookups start there, and inserts look for

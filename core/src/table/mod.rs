@@ -15,17 +15,19 @@
 //!   buffer; it must be aligned to 8 bytes. A header (magic, layout version,
 //!   capacity, entry and lease sizes) lets `attach` refuse memory that holds
 //!   no table ([`Error::NotATable`]) or another layout ([`Error::LayoutMismatch`]):
-//!   files made by floodgate before layout version 2 (linear probing) are
-//!   refused; delete them and let the next user create a new table.
+//!   files made by floodgate before layout version 3 (version 1: linear
+//!   probing; version 2: every operation locked) are refused; delete them
+//!   and let the next user create a new table.
 //!
 //! # Entries
 //! Keys are byte strings of 1 to [`MAX_KEY_LEN`] (64) bytes: IPv6 address and
 //! port, pipe names, realm/resource pairs; any bytes, NUL included. Each entry
 //! holds one [`Limiter`] of any algorithm with its
 //! parameters, so pipes of different algorithms share a table. An entry takes
-//! 160 bytes (2.5 cache lines): lock, state word, generation, last use, the
-//! 64-byte key and two 36-byte state buffers; its tag 2 bytes more; a lease
-//! record takes 20 bytes. The header takes 192 bytes.
+//! 168 bytes: lock, meta word, generation, last use, the 64-byte key and
+//! two 40-byte state buffers (a hot entry uses the first only, see
+//! [`hot`]); its tag 2 bytes more; a lease record takes 20 bytes. The
+//! header takes 192 bytes.
 //!
 //! # Placement: two buckets, tags apart
 //! A keyed hash seeded at init (not cryptographic: seed it randomly so that
@@ -58,28 +60,54 @@
 //! (an insert or an eviction scan) clears it.
 //!
 //! # Concurrency
-//! Any number of threads and processes may call at once. Every entry has a
+//! Any number of threads and processes may call at once. No OS lock is used.
+//!
+//! **Hot entries, no lock.** GCRA pipes and pipes whose windows are aligned
+//! to an epoch (TAILDROP, RED, REDP, SLIDING, FEEDBACK, NETWORK, NOP, and
+//! interval limits anchored to the epoch) are *hot* (where the target has
+//! 64-bit atomics): a check, a read, a new limit or a reset is one
+//! compare-and-swap of the entry's 64-bit hot word, and any caller finishes
+//! a window rollover another one started (see [`hot`]). A lookup finds
+//! the entry by its tag, meta word and key and validates it with the
+//! entry's generation, read before the key and again after the state, as a
+//! sequence lock's reader does (inserts and deletes make the generation odd
+//! while they write).
+//!
+//! **Locked entries.** SLOTS (with their lease records) and interval limits
+//! whose windows start at the first call are locked: every entry has a
 //! lock word (see [`lock`] for the protocol: compare-and-swap, the holder's
 //! id, takeover from a dead holder). An operation locks the entry, decodes
 //! its committed buffer, runs the limiter, writes the result into the other
 //! buffer and commits by the unlocking store, which flips the buffer index.
+//!
+//! **Structural changes** (insert, delete, eviction, clean_unused, a new
+//! algorithm or window for a key) take the entry's lock on any entry,
+//! and a hot entry is first swapped to *dead*, from the exact state judged
+//! (so a check that came between keeps it). Inserts are serialized by one
+//! insert lock in the header (also taken over from dead holders), so a key
+//! is never inserted twice. An entry that changes its algorithm or window
+//! kind is deleted and inserted again under the insert lock; a caller
+//! without a lock may find no entry meanwhile.
+//!
 //! So there is no lost update and no torn entry, a slot count never goes
 //! above its max nor below zero, and a process killed at any instant leaves
-//! every entry either before or after its operation. Lookups probe without
-//! locks and re-check the key under the entry's lock. Inserts are serialized
-//! by one insert lock in the header (also taken over from dead holders), so a
-//! key is never inserted twice. No OS lock is used.
+//! every entry either before or after its operation (a killed delete or
+//! replacement is finished by the next caller that takes the lock).
 //!
-//! Nobody can hang anybody: a waiter whose lock stays held by a live holder
-//! (a stopped process, a forged lock word) gives up after a bounded number
-//! of spins with [`Error::Busy`] and changes nothing (see [`lock`]). An
-//! operation returns `Busy`; the listings ([`Table::entry_at`],
-//! [`Table::iter`]) leave out an entry whose lock stays held, and
-//! [`Table::clean_unused`] leaves it alone, after one bounded wait per such
-//! entry; [`Table::active`] and [`Table::len`] take no entry lock. An
-//! insert passes over a free slot that stays locked, and eviction over a
-//! candidate that does. Locks are taken in one order: the controller's,
-//! then the insert lock, then entries (several in ascending slot order).
+//! Nobody can hang anybody: checks, reads, limit changes and resets of hot
+//! entries, and listings of them, take no lock at all, so a process stopped
+//! in the middle of anything (or a lock word forged to name a live process)
+//! does not stop them. A waiter whose lock stays held by a live holder
+//! gives up after a bounded number of spins with [`Error::Busy`] and
+//! changes nothing (see [`lock`]): an operation on a locked entry, or one
+//! that changes an entry's structure, returns `Busy`; the listings
+//! ([`Table::entry_at`], [`Table::iter`]) leave out a locked entry whose
+//! lock stays held, and [`Table::clean_unused`] leaves any such entry
+//! alone, after one bounded wait per entry; [`Table::active`] and
+//! [`Table::len`] take no entry lock. An insert passes over a free slot
+//! that stays locked, and eviction over a candidate that does. Locks are
+//! taken in one order: the controller's, then the insert lock, then
+//! entries (several in ascending slot order).
 //!
 //! # Corrupted memory
 //! Memory overwritten by someone else (a stray write in a process sharing
@@ -102,11 +130,30 @@
 //! epoch and use its interval (pipelimit's `timer_interval`) unless the
 //! operation names another (FreeSWITCH `max/interval`).
 
+/// Calls macro `$m` with every algorithm a rate pipe may have (all but
+/// SLOTS), for the per-algorithm copies of the update paths.
+macro_rules! rate_algorithms {
+    ($m:ident) => {
+        $m!(
+            Taildrop,
+            Red,
+            Feedback,
+            Network,
+            Nop,
+            Interval,
+            Gcra,
+            RedProportional,
+            Sliding
+        )
+    };
+}
+
 mod balance;
 pub(crate) mod codec;
 mod ctrl;
 mod handle;
 mod hash;
+pub mod hot;
 mod layout;
 mod leases;
 pub mod lock;
@@ -114,6 +161,7 @@ mod lookup;
 #[cfg(all(feature = "process", target_os = "linux", not(loom)))]
 pub mod process;
 mod region;
+mod word;
 
 pub use balance::Balanced;
 pub use handle::Handle;
@@ -127,9 +175,11 @@ pub use lock::Owner;
 pub use region::StaticTable;
 
 use codec::{decode, encode, Cell, BUF_WORDS};
+use hot::Snap;
 use layout::*;
 use lock::{AtomicU32, Ordering};
 use lookup::{key_error, Key};
+pub use word::Entry;
 
 use crate::{
     Algorithm, Error, IntervalLimit, Limiter, MaxZero, Release, Shared, SlotVerdict, Slots, Stats,
@@ -213,7 +263,7 @@ impl EntryInfo {
 pub struct Table<'a> {
     hdr: &'a [AtomicU32; HEADER_WORDS],
     tags: &'a [AtomicU32],
-    entries: &'a [[AtomicU32; ENTRY_WORDS]],
+    entries: &'a [Entry],
     leases: &'a [[AtomicU32; LEASE_WORDS]],
     owner: Owner,
     window: Window,
@@ -224,7 +274,7 @@ pub struct Table<'a> {
 
 /// An entry locked by this caller; unlocks (unchanged) when dropped.
 pub(crate) struct Guard<'t> {
-    e: &'t [AtomicU32; ENTRY_WORDS],
+    e: &'t Entry,
     idx: usize,
     /// Index (0 or 1) of the committed buffer: a `usize`, so that a guard is
     /// three whole words that the compiler moves without partial loads.
@@ -232,10 +282,20 @@ pub(crate) struct Guard<'t> {
 }
 
 impl Guard<'_> {
+    /// The committed buffer's codec words (of a locked entry).
     #[inline(always)]
     fn read(&self) -> [u32; BUF_WORDS] {
-        let base = E_BUF + self.active * BUF_WORDS;
-        core::array::from_fn(|i| self.e[base + i].load(Ordering::Relaxed))
+        let base = (self.active & 1) * BUF_STATE_WORDS;
+        let s: [u64; BUF_STATE_WORDS] =
+            core::array::from_fn(|i| self.e.s[base + i].load(Ordering::Relaxed));
+        core::array::from_fn(|i| (s[i / 2] >> (32 * (i % 2))) as u32)
+    }
+
+    /// Whether the entry is hot (see [`hot`]): its state is not in the
+    /// buffers this guard commits.
+    #[inline(always)]
+    fn hot(&self) -> bool {
+        self.e[E_META].load(Ordering::Relaxed) & META_HOT != 0
     }
 
     fn gen(&self) -> u32 {
@@ -244,25 +304,32 @@ impl Guard<'_> {
 
     #[inline(always)]
     fn touch(&self, now: u64) {
-        self.e[E_USED].store(now as u32, Ordering::Relaxed);
-        self.e[E_USED + 1].store((now >> 32) as u32, Ordering::Relaxed);
+        self.e.used.store(now, Ordering::Relaxed);
     }
 
     fn last_used(&self) -> u64 {
-        u64::from(self.e[E_USED].load(Ordering::Relaxed))
-            | (u64::from(self.e[E_USED + 1].load(Ordering::Relaxed)) << 32)
+        self.e.used.load(Ordering::Relaxed)
     }
 
     /// Writes `cell` into the other buffer and commits it by unlocking.
     #[inline(always)]
     fn commit(self, cell: &Cell) {
         let next = (self.active ^ 1) & 1;
-        let base = E_BUF + next * BUF_WORDS;
-        for (i, w) in encode(cell).into_iter().enumerate() {
-            self.e[base + i].store(w, Ordering::Relaxed);
-        }
+        write_buffer(self.e, next, cell);
         lock::unlock(&self.e[E_LOCK], next as u32);
         core::mem::forget(self);
+    }
+}
+
+/// Writes `cell` into buffer `buf` (0 or 1) of a locked entry.
+#[inline(always)]
+fn write_buffer(e: &Entry, buf: usize, cell: &Cell) {
+    let w = encode(cell);
+    let base = (buf & 1) * BUF_STATE_WORDS;
+    for i in 0..BUF_STATE_WORDS {
+        let lo = w.get(2 * i).copied().unwrap_or(0);
+        let hi = w.get(2 * i + 1).copied().unwrap_or(0);
+        e.s[base + i].store(u64::from(lo) | (u64::from(hi) << 32), Ordering::Relaxed);
     }
 }
 
@@ -365,7 +432,7 @@ impl<'a> Table<'a> {
     pub(crate) fn open(
         hdr: &'a [AtomicU32; HEADER_WORDS],
         tags: &'a [AtomicU32],
-        entries: &'a [[AtomicU32; ENTRY_WORDS]],
+        entries: &'a [Entry],
         leases: &'a [[AtomicU32; LEASE_WORDS]],
         owner: Owner,
     ) -> Result<Table<'a>, Error> {
@@ -505,21 +572,28 @@ impl<'a> Table<'a> {
         };
         // Only inserts (under the insert lock) turn a free slot into a used one.
         let e = g.e;
+        let gen = word::gen_begin(e);
         for (i, w) in k.words().into_iter().enumerate() {
-            e[E_KEY + i].store(w, Ordering::Relaxed);
+            e.key[i].store(w, Ordering::Relaxed);
         }
-        e[E_GEN].store(g.gen().wrapping_add(1), Ordering::Relaxed);
         g.touch(now);
-        let base = E_BUF + g.active * BUF_WORDS;
-        for (i, w) in encode(cell).into_iter().enumerate() {
-            e[base + i].store(w, Ordering::Relaxed);
+        let hot = hot::is_hot(cell);
+        if hot {
+            self.hot_write(e, gen, cell);
+        } else {
+            write_buffer(e, g.active, cell);
         }
         // The tag before the meta word: every entry in use has its tag, so
         // lookups find it from the moment it is in use. An insert killed
         // between the two leaves a tag on a free entry, which lookups pass
         // over (its meta word does not match) and eviction reuses.
         self.set_tag(g.idx, tag16(k.hash));
-        e[E_META].store(meta(STATE_USED, k.len(), k.hash), Ordering::Release);
+        let hot_bit = if hot { META_HOT } else { 0 };
+        e[E_META].store(
+            meta(STATE_USED, k.len(), k.hash) | hot_bit,
+            Ordering::Release,
+        );
+        word::gen_end(e);
         Ok((g, true))
     }
 
@@ -553,7 +627,10 @@ impl<'a> Table<'a> {
         }
         let (idx, _) = best.ok_or(Error::Full)?;
         let g = self.lock_idx(idx)?;
-        if !self.idle(&g, now) {
+        // A hot entry is killed from the very state judged idle: a check
+        // committed since makes the swap fail.
+        let snap = Snap::read(g.e);
+        if !self.idle(&g, now) || (g.hot() && !self.hot_kill(g.e, &snap)) {
             // It was used between the two looks: give up rather than wait.
             return Err(Error::Full);
         }
@@ -566,7 +643,7 @@ impl<'a> Table<'a> {
         if meta_state(g.e[E_META].load(Ordering::Relaxed)) != STATE_USED {
             return true;
         }
-        let Ok(cell) = decode(&g.read(), self.epoch) else {
+        let Ok(cell) = self.cell(g) else {
             return true;
         };
         match &cell.limiter {
@@ -582,19 +659,35 @@ impl<'a> Table<'a> {
 
     /// Marks a locked entry free and releases its lease records.
     fn free_entry(&self, g: &Guard<'_>) {
-        g.e[E_GEN].store(g.gen().wrapping_add(1), Ordering::Relaxed);
+        word::gen_begin(g.e);
         g.e[E_META].store(STATE_TOMB, Ordering::Release);
         // After the meta word (see insert_locked): killed between the two,
         // the tag stays on a free entry, which recover or eviction clears.
         self.set_tag(g.idx, 0);
         leases::free_all_of(self, g.idx);
+        word::gen_end(g.e);
     }
 
     /// Repairs an entry whose holder died: what lies outside the buffers.
     #[cold]
     #[inline(never)]
     fn recover(&self, g: Guard<'a>) -> Result<Guard<'a>, Error> {
-        if meta_state(g.e[E_META].load(Ordering::Relaxed)) != STATE_USED {
+        // A writer killed inside an insert or a delete left its generation
+        // odd: what it wrote is judged below, the generation made even.
+        if g.gen() & 1 == 1 {
+            word::gen_end(g.e);
+        }
+        let m = g.e[E_META].load(Ordering::Relaxed);
+        if meta_state(m) == STATE_USED && m & META_HOT != 0 {
+            // A hot entry's state needs no repair; a dead one was being
+            // removed, evicted or replaced: finish the removal.
+            let snap = Snap::read(g.e);
+            if hot::is_dead(snap.cfg(), snap.h()) {
+                self.free_entry(&g);
+            }
+            return Ok(g);
+        }
+        if meta_state(m) != STATE_USED {
             // It may have died deleting the entry, between marking it free
             // and freeing its lease records (no record may name a free
             // entry) or clearing its tag; or inserting it, after its tag.
@@ -613,7 +706,11 @@ impl<'a> Table<'a> {
         Ok(g)
     }
 
+    /// The locked entry's cell (hot or not).
     fn cell(&self, g: &Guard<'_>) -> Result<Cell, Error> {
+        if g.hot() {
+            return Snap::read(g.e).cell(self.epoch);
+        }
         decode(&g.read(), self.epoch)
     }
 
@@ -635,10 +732,30 @@ impl<'a> Table<'a> {
         &self,
         g: Guard<'_>,
         now: u64,
-        f: impl FnOnce(&mut Cell) -> Result<T, Error>,
+        f: impl FnMut(&mut Cell) -> Result<T, Error>,
     ) -> Result<T, Error> {
+        if g.hot() {
+            return self.hot_locked(g, now, f);
+        }
         let cell = self.cell(&g)?;
         self.run_and_commit(g, now, cell, f)
+    }
+
+    /// [`Table::update`] of a hot entry, whose lock the caller holds: the
+    /// hot path's swap, as for callers without the lock. Dead under the
+    /// lock, the entry is gone ([`Error::NoPipe`]): only a holder of the
+    /// lock kills an entry, and frees it before unlocking (or, killed,
+    /// leaves it to [`Table::recover`]).
+    #[cold]
+    #[inline(never)]
+    fn hot_locked<T>(
+        &self,
+        g: Guard<'_>,
+        now: u64,
+        f: impl FnMut(&mut Cell) -> Result<T, Error>,
+    ) -> Result<T, Error> {
+        self.hot_update(g.e, g.gen(), now, true, f)?
+            .ok_or(Error::NoPipe)
     }
 
     /// The part of [`Table::update`] after decoding.
@@ -648,7 +765,7 @@ impl<'a> Table<'a> {
         g: Guard<'_>,
         now: u64,
         mut cell: Cell,
-        f: impl FnOnce(&mut Cell) -> Result<T, Error>,
+        mut f: impl FnMut(&mut Cell) -> Result<T, Error>,
     ) -> Result<T, Error> {
         let due = leases::plan_reclaim(self, g.idx, g.gen(), &mut cell, now);
         let out = f(&mut cell)?;
@@ -669,10 +786,10 @@ impl<'a> Table<'a> {
         &self,
         g: Guard<'_>,
         now: u64,
-        f: impl FnOnce(&mut Cell) -> Result<T, Error>,
+        f: impl FnMut(&mut Cell) -> Result<T, Error>,
     ) -> Result<T, Error> {
         let w = g.read();
-        if w[0] & 0xf != Algorithm::Slots as u32 {
+        if g.hot() || w[0] & 0xf != Algorithm::Slots as u32 {
             return self.update(g, now, f);
         }
         let cell = codec::decode_as(Algorithm::Slots, &w, self.epoch)?;
@@ -690,8 +807,11 @@ impl<'a> Table<'a> {
         &self,
         g: Guard<'_>,
         now: u64,
-        f: impl FnOnce(&mut Limiter) -> Result<T, Error>,
+        mut f: impl FnMut(&mut Limiter) -> Result<T, Error>,
     ) -> Result<T, Error> {
+        if g.hot() {
+            return self.hot_locked(g, now, |c| f(&mut c.limiter));
+        }
         let w = g.read();
         macro_rules! per_algorithm {
             ($($a:ident),*) => {
@@ -706,17 +826,7 @@ impl<'a> Table<'a> {
                 }
             };
         }
-        per_algorithm!(
-            Taildrop,
-            Red,
-            Feedback,
-            Network,
-            Nop,
-            Interval,
-            Gcra,
-            RedProportional,
-            Sliding
-        )
+        rate_algorithms!(per_algorithm)
     }
 
     /// pipelimit `pl_check(name)`: counts and decides one request on an
@@ -725,8 +835,18 @@ impl<'a> Table<'a> {
         let Some(k) = self.try_key(key) else {
             return Err(key_error(key));
         };
-        let g = self.find(&k)?;
         let shared = self.shared();
+        let hot = self.try_hot(
+            &k,
+            now,
+            true,
+            #[inline(always)]
+            |c| c.limiter.check(now, &shared),
+        )?;
+        if let Some(v) = hot {
+            return Ok(v);
+        }
+        let g = self.find(&k)?;
         self.update_rate(
             g,
             now,
@@ -768,28 +888,30 @@ impl<'a> Table<'a> {
             }
             _ => None,
         };
-        let (g, created) = self.find_or_insert(&k, now, || {
-            let l = Limiter::new(algorithm, limit, self.window)?;
-            if matches!(l, Limiter::Slots(_)) {
-                // A SLOTS pipe cannot be checked: fail before creating it.
-                return Err(Error::WrongAlgorithm);
-            }
-            Ok(Cell::new(l))
-        })?;
         let shared = self.shared();
-        let (verdict, feedback) = self.update_rate(
-            g,
+        let run =
+            |l: &mut Limiter, created: bool| check_with_limit(l, created, limit, now, &shared);
+        let hot = self.try_hot(
+            &k,
             now,
+            true,
             #[inline(always)]
-            |l| {
-                if !created && limit > 0 {
-                    l.set_limit(limit)?;
-                }
-                let v = l.check(now, &shared)?;
-                let fb = l.algorithm() == Algorithm::Feedback && (created || limit > 0);
-                Ok((v, fb))
-            },
+            |c| check_with_limit(&mut c.limiter, false, limit, now, &shared),
         )?;
+        let (verdict, feedback) = match hot {
+            Some(out) => out,
+            None => {
+                let (g, created) = self.find_or_insert(&k, now, || {
+                    let l = Limiter::new(algorithm, limit, self.window)?;
+                    if matches!(l, Limiter::Slots(_)) {
+                        // A SLOTS pipe cannot be checked: fail before creating it.
+                        return Err(Error::WrongAlgorithm);
+                    }
+                    Ok(Cell::new(l))
+                })?;
+                self.update_rate(g, now, |l| run(l, created))?
+            }
+        };
         if !feedback {
             return Ok(verdict);
         }
@@ -831,18 +953,42 @@ impl<'a> Table<'a> {
             Algorithm::Feedback => Some(self.ctrl_lock()?),
             _ => None,
         };
-        let (g, created) = self.find_or_insert(&k, now, || Ok(fresh))?;
-        if !created {
-            self.update(g, now, |c| {
+        // The same algorithm on a hot entry: a new limit, without the lock.
+        let same = |c: &mut Cell| {
+            if c.limiter.algorithm() == algorithm {
+                c.limiter.set_limit(limit).map(|()| true)
+            } else {
+                Ok(false)
+            }
+        };
+        let done = self.try_hot(&k, now, true, same)? == Some(true);
+        let (g, created) = match done {
+            true => (None, false),
+            false => {
+                let (g, created) = self.find_or_insert(&k, now, || Ok(fresh))?;
+                (Some(g), created)
+            }
+        };
+        if let (Some(g), false) = (g, created) {
+            let in_place = !g.hot() && !hot::is_hot(&fresh);
+            let replace = self.update(g, now, |c| {
                 if c.limiter.algorithm() == algorithm {
-                    c.limiter.set_limit(limit)
+                    c.limiter.set_limit(limit).map(|()| false)
                 } else if matches!(c.limiter, Limiter::Slots(s) if s.usage() > 0) {
                     Err(Error::WrongAlgorithm)
-                } else {
+                } else if in_place {
                     *c = fresh;
-                    Ok(())
+                    Ok(false)
+                } else {
+                    Ok(true)
                 }
             })?;
+            if replace {
+                drop(self.replace(&k, now, &fresh, |c| {
+                    c.limiter.algorithm() != algorithm
+                        && !matches!(c.limiter, Limiter::Slots(s) if s.usage() > 0)
+                })?);
+            }
         }
         if let Some(c) = ctrl {
             // The range was checked by Limiter::new (0..=100).
@@ -855,29 +1001,77 @@ impl<'a> Table<'a> {
     pub fn remove(&self, key: &[u8]) -> Result<(), Error> {
         let k = self.key(key)?;
         let g = self.find(&k)?;
+        if g.hot() {
+            self.hot_kill_any(g.e)?;
+        }
         self.free_entry(&g);
         Ok(())
+    }
+
+    /// Replaces `k`'s entry with a new one holding `cell`, if `still(old)`
+    /// holds once the entry is locked again: under the insert lock, the
+    /// old entry is killed (if hot) and freed, and `cell` inserted, so
+    /// that no other insert of `k` comes between. A caller without a lock
+    /// may see no entry meanwhile. Used where a hot entry changes its
+    /// algorithm or window (its state words cannot change kind in place).
+    /// Returns the new entry, locked.
+    fn replace(
+        &self,
+        k: &Key,
+        now: u64,
+        cell: &Cell,
+        mut still: impl FnMut(&Cell) -> bool,
+    ) -> Result<Guard<'a>, Error> {
+        let ins = &self.hdr[H_INSERT_LOCK];
+        let held = lock::lock(ins, &self.owner)?;
+        let result = (|| {
+            match self.find(k) {
+                Ok(g) => {
+                    if !still(&self.cell(&g)?) {
+                        return Ok(g);
+                    }
+                    if g.hot() {
+                        self.hot_kill_any(g.e)?;
+                    }
+                    self.free_entry(&g);
+                }
+                Err(Error::NoPipe) => {}
+                Err(e) => return Err(e),
+            }
+            self.insert_locked(k, now, cell).map(|(g, _)| g)
+        })();
+        lock::unlock(ins, held.active);
+        result
     }
 
     /// What a listing shows of one entry at `now` (pl.list name, limit_usage).
     pub fn get(&self, key: &[u8], now: u64) -> Result<Stats, Error> {
         let k = self.key(key)?;
+        let (shared, setpoint) = (self.shared(), self.setpoint_percent());
+        // A hot entry is read without its lock (the closure changes nothing,
+        // so nothing is swapped).
+        let stats = |c: &mut Cell| Ok(c.limiter.stats(now, &shared, setpoint));
+        if let Some(s) = self.try_hot(&k, now, false, stats)? {
+            return Ok(s);
+        }
         let g = self.find(&k)?;
         let cell = self.cell(&g)?;
-        Ok(cell
-            .limiter
-            .stats(now, &self.shared(), self.setpoint_percent()))
+        Ok(cell.limiter.stats(now, &shared, setpoint))
     }
 
     /// FreeSWITCH `limit_interval_reset`: zeroes the current window's count
     /// now (a GCRA forgets its history; SLOTS are left alone).
     pub fn interval_reset(&self, key: &[u8], now: u64) -> Result<(), Error> {
         let k = self.key(key)?;
-        let g = self.find(&k)?;
-        self.update(g, now, |c| {
+        let reset = |c: &mut Cell| {
             c.limiter.reset();
             Ok(())
-        })
+        };
+        if let Some(()) = self.try_hot(&k, now, true, reset)? {
+            return Ok(());
+        }
+        let g = self.find(&k)?;
+        self.update(g, now, reset)
     }
 
     /// FreeSWITCH `limit ... max/interval`: at most `max` new calls per
@@ -904,17 +1098,38 @@ impl<'a> Table<'a> {
         };
         let fresh = IntervalLimit::new(max, window, max_zero);
         let k = self.key(key)?;
-        let (g, _) = self.find_or_insert(&k, now, || Ok(Cell::new(Limiter::Interval(fresh))))?;
-        self.update(g, now, |c| match &mut c.limiter {
+        let fresh_cell = Cell::new(Limiter::Interval(fresh));
+        let differs =
+            |l: &IntervalLimit| l.counter().window() != window || l.max_zero() != max_zero;
+        // None: the entry must be replaced first.
+        let run = |c: &mut Cell, in_place: bool| match &mut c.limiter {
             Limiter::Interval(l) => {
-                if l.counter().window() != window || l.max_zero() != max_zero {
+                if differs(l) {
+                    if !in_place {
+                        return Ok(None);
+                    }
                     *l = fresh;
                 }
                 l.set_max(max);
-                Ok(l.check(now))
+                Ok(Some(l.check(now)))
             }
             _ => Err(Error::WrongAlgorithm),
-        })
+        };
+        if let Some(Some(v)) = self.try_hot(&k, now, true, |c| run(c, false))? {
+            return Ok(v);
+        }
+        let (g, _) = self.find_or_insert(&k, now, || Ok(fresh_cell))?;
+        let in_place = !g.hot() && !hot::is_hot(&fresh_cell);
+        if let Some(v) = self.update(g, now, |c| run(c, in_place))? {
+            return Ok(v);
+        }
+        let g = self.replace(
+            &k,
+            now,
+            &fresh_cell,
+            |c| matches!(&c.limiter, Limiter::Interval(l) if differs(l)),
+        )?;
+        self.update(g, now, |c| run(c, false))?.ok_or(Error::Busy)
     }
 
     /// FreeSWITCH concurrent `limit`, app_rpt link count: takes a slot of
@@ -997,6 +1212,7 @@ impl<'a> Table<'a> {
                 continue;
             }
             let Ok(cell) = self.cell(&g) else { continue };
+            let snap = Snap::read(g.e);
             let interval = match &cell.limiter {
                 Limiter::Slots(s) if s.usage() > 0 => continue,
                 Limiter::Slots(_) => self.interval,
@@ -1008,7 +1224,9 @@ impl<'a> Table<'a> {
             let window_of = |t: u64| t.saturating_sub(self.epoch) / interval;
             // Not saturating: a window past u64::MAX never comes.
             let due = window_of(g.last_used()).checked_add(u64::from(intervals) + 1);
-            if due.is_some_and(|due| window_of(now) >= due) {
+            if due.is_some_and(|due| window_of(now) >= due)
+                && (!g.hot() || self.hot_kill(g.e, &snap))
+            {
                 self.free_entry(&g);
                 removed += 1;
             }
@@ -1022,21 +1240,40 @@ impl<'a> Table<'a> {
     /// Slots run from 0 to [`Table::capacity`].
     pub fn entry_at(&self, index: usize, now: u64) -> Option<EntryInfo> {
         let e = self.entries.get(index)?;
-        if meta_state(e[E_META].load(Ordering::Acquire)) != STATE_USED {
-            return None;
-        }
-        let g = self.lock_idx(index).ok()?;
-        let m = e[E_META].load(Ordering::Relaxed);
+        let gen = e[E_GEN].load(Ordering::Acquire);
+        let m = e[E_META].load(Ordering::Acquire);
         if meta_state(m) != STATE_USED {
             return None;
         }
-        let cell = self.cell(&g).ok()?;
+        let read_key = || {
+            let mut key = [0u8; MAX_KEY_LEN];
+            for i in 0..KEY_WORDS {
+                key[4 * i..4 * i + 4]
+                    .copy_from_slice(&e.key[i].load(Ordering::Relaxed).to_le_bytes());
+            }
+            key
+        };
+        let (cell, key) = if m & META_HOT != 0 && gen & 1 == 0 {
+            // Hot: read without the lock, and kept only if the entry was
+            // the same one (generation and meta word) all along.
+            let snap = Snap::read(e);
+            let key = read_key();
+            lock::fence_acquire();
+            if e[E_GEN].load(Ordering::Relaxed) != gen
+                || e[E_META].load(Ordering::Relaxed) != m
+                || hot::is_dead(snap.cfg(), snap.h())
+            {
+                return None;
+            }
+            (snap.cell(self.epoch).ok()?, key)
+        } else {
+            let g = self.lock_idx(index).ok()?;
+            if e[E_META].load(Ordering::Relaxed) != m {
+                return None;
+            }
+            (self.cell(&g).ok()?, read_key())
+        };
         let len = ((m >> 2) & 0x7f) as usize;
-        let mut key = [0u8; MAX_KEY_LEN];
-        for i in 0..KEY_WORDS {
-            key[4 * i..4 * i + 4]
-                .copy_from_slice(&e[E_KEY + i].load(Ordering::Relaxed).to_le_bytes());
-        }
         Some(EntryInfo {
             key,
             key_len: len.min(MAX_KEY_LEN) as u8,
@@ -1069,6 +1306,25 @@ impl<'a> Table<'a> {
     }
 }
 
+/// `pl_check(name, algorithm, limit)` on an existing (`created`: a new)
+/// pipe's limiter: a limit above 0 replaces an existing pipe's, then one
+/// check. Also says whether the pipe is FEEDBACK with a setpoint to set.
+#[inline(always)]
+fn check_with_limit(
+    l: &mut Limiter,
+    created: bool,
+    limit: i64,
+    now: u64,
+    shared: &Shared,
+) -> Result<(Verdict, bool), Error> {
+    if !created && limit > 0 {
+        l.set_limit(limit)?;
+    }
+    let v = l.check(now, shared)?;
+    let fb = l.algorithm() == Algorithm::Feedback && (created || limit > 0);
+    Ok((v, fb))
+}
+
 #[cfg(all(test, not(loom)))]
 mod tests;
 #[cfg(all(test, not(loom)))]
@@ -1090,11 +1346,8 @@ pub fn loom_table(config: &Config, owner: Owner) -> Result<Table<'static>, Error
             .map(|_| AtomicU32::new(0))
             .collect(),
     );
-    let entries: &'static [[AtomicU32; ENTRY_WORDS]] = Vec::leak(
-        (0..config.capacity)
-            .map(|_| core::array::from_fn(|_| AtomicU32::new(0)))
-            .collect(),
-    );
+    let entries: &'static [Entry] =
+        Vec::leak((0..config.capacity).map(|_| Entry::zero()).collect());
     let leases: &'static [[AtomicU32; LEASE_WORDS]] = Vec::leak(
         (0..config.lease_capacity)
             .map(|_| core::array::from_fn(|_| AtomicU32::new(0)))

@@ -6,6 +6,7 @@
 
 use super::layout::*;
 use super::lock::{AtomicU32, Ordering};
+use super::word::Entry;
 use super::{Config, MAX_CAPACITY};
 #[cfg(not(loom))]
 use super::{Owner, Table};
@@ -14,7 +15,7 @@ use crate::{Error, PidController};
 type Parts<'a> = (
     &'a [AtomicU32; HEADER_WORDS],
     &'a [AtomicU32],
-    &'a [[AtomicU32; ENTRY_WORDS]],
+    &'a [Entry],
     &'a [[AtomicU32; LEASE_WORDS]],
 );
 
@@ -84,7 +85,32 @@ pub(crate) fn split(
     let (leases, _) = rest
         .split_at_checked(lease_capacity * LEASE_WORDS)
         .ok_or(Error::RegionTooSmall)?;
-    Ok((hdr, tags, entries.as_chunks().0, leases.as_chunks().0))
+    Ok((hdr, tags, as_entries(entries)?, leases.as_chunks().0))
+}
+
+/// `words` (a whole number of entries) as entries: [`Entry`] is
+/// `#[repr(C)]` atomics only, [`ENTRY_WORDS`] words long, aligned to at most
+/// 8 bytes, which the region's start (checked) and every part before the
+/// entries (whole 64-byte lines of header and tags) keep.
+#[cfg(not(loom))]
+fn as_entries(words: &[AtomicU32]) -> Result<&[Entry], Error> {
+    let ptr = words.as_ptr();
+    if ptr.align_offset(core::mem::align_of::<Entry>()) != 0 {
+        return Err(Error::Misaligned);
+    }
+    let n = words.len() / ENTRY_WORDS;
+    // SAFETY: the `n` entries cover `n * ENTRY_WORDS` words of `words`
+    // (size_of::<Entry>() == ENTRY_WORDS * 4, asserted in word.rs), the
+    // pointer is aligned for Entry (checked above), and Entry is made of
+    // atomics only, so any bits are a valid value and shared access through
+    // `&` is what its atomics are for; the borrow keeps `words`' lifetime.
+    Ok(unsafe { core::slice::from_raw_parts(ptr.cast::<Entry>(), n) })
+}
+
+/// Under loom, entries are built as entries (`loom_table`), never cast.
+#[cfg(loom)]
+fn as_entries(_: &[AtomicU32]) -> Result<&[Entry], Error> {
+    Err(Error::Misaligned)
 }
 
 fn put64(hdr: &[AtomicU32; HEADER_WORDS], i: usize, v: u64) {
@@ -164,7 +190,7 @@ pub struct StaticTable<const N: usize, const L: usize> {
     // to whole buckets: `tag_words(N)` cannot size an array on stable Rust.
     // The table uses the first `N.div_ceil(2)` (2 bytes an entry unused).
     tags: [AtomicU32; N],
-    entries: [[AtomicU32; ENTRY_WORDS]; N],
+    entries: [Entry; N],
     leases: [[AtomicU32; LEASE_WORDS]; L],
 }
 
@@ -192,7 +218,7 @@ impl<const N: usize, const L: usize> StaticTable<N, L> {
         StaticTable {
             header: [const { AtomicU32::new(0) }; HEADER_WORDS],
             tags: [const { AtomicU32::new(0) }; N],
-            entries: [const { [const { AtomicU32::new(0) }; ENTRY_WORDS] }; N],
+            entries: [const { Entry::zero() }; N],
             leases: [const { [const { AtomicU32::new(0) }; LEASE_WORDS] }; L],
         }
     }

@@ -47,7 +47,7 @@ fn size_for_and_region_errors() {
     let c = cfg(4);
     let need = Table::size_for(&c).unwrap();
     // Header, one bucket of tags (64 bytes), entries, lease records.
-    assert_eq!(need, 192 + 64 + 4 * 160 + 4 * 20);
+    assert_eq!(need, 192 + 64 + 4 * 168 + 4 * 20);
     let mut mem = region(need + 16);
     let bytes = as_bytes(&mut mem);
     assert_eq!(bytes.len(), need + 16);
@@ -88,8 +88,8 @@ fn attach_sees_the_same_table_and_refuses_other_layouts() {
         assert_eq!(t.check(b"a", 1), Ok(Verdict::Drop));
     }
     // Other layout versions (header word 1): 1, the linear-probing layout
-    // before buckets and tags, and 3.
-    for v in [1, 3] {
+    // before buckets and tags, 2, 160-byte entries all locked, and 4.
+    for v in [1, 2, 4] {
         as_bytes(&mut mem)[4] = v;
         assert_eq!(
             Table::attach(as_bytes(&mut mem), Owner::SINGLE_PROCESS).unwrap_err(),
@@ -97,7 +97,7 @@ fn attach_sees_the_same_table_and_refuses_other_layouts() {
         );
     }
     // A region cut shorter than the header says.
-    as_bytes(&mut mem)[4] = 2;
+    as_bytes(&mut mem)[4] = 3;
     let bytes = as_bytes(&mut mem);
     assert_eq!(
         Table::attach(&mut bytes[..need - 8], Owner::SINGLE_PROCESS).unwrap_err(),
@@ -610,9 +610,9 @@ fn a_dead_holder_mid_operation_leaves_a_consistent_entry() {
     let e = &t.entries[idx];
     let active = e[E_LOCK].load(Ordering::Relaxed) >> 31;
     e[E_LOCK].store((active << 31) | 99, Ordering::Relaxed);
-    let other = E_BUF + (active as usize ^ 1) * BUF_WORDS;
-    for i in 0..BUF_WORDS {
-        e[other + i].store(0xdead_beef, Ordering::Relaxed);
+    let other = (active as usize ^ 1) * BUF_STATE_WORDS;
+    for i in 0..BUF_STATE_WORDS {
+        e.s[other + i].store(0xdead_beef_dead_beef, Ordering::Relaxed);
     }
     let free = t
         .leases
