@@ -84,7 +84,7 @@ impl<'a> Table<'a> {
                 if e[E_GEN].load(Ordering::Acquire) != handle.gen {
                     return Err(Error::Stale);
                 }
-                let hot = self.hot_update(
+                let hot = self.hot_update::<_, false>(
                     e,
                     handle.gen,
                     now,

@@ -1,54 +1,47 @@
 //! The lock-free hot path: checks on window pipes aligned to an epoch
 //! (TAILDROP, RED, REDP, SLIDING, FEEDBACK, NETWORK, NOP, aligned interval
 //! limits) and GCRA take no lock; one compare-and-swap of one 64-bit word
-//! commits a check.
+//! commits a check. Only the first window of a pipe, and a roll of
+//! 2^15 windows or more, take the entry lock.
 //!
 //! # The words
-//! A hot entry keeps its state in buffer 0's five 64-bit words:
+//! A hot entry keeps its state in 64-bit words of its state area (it has
+//! one buffer, not two):
 //!
 //! | word | holds | written by |
 //! | --- | --- | --- |
 //! | `S_CFG` | codec word 0 (algorithm, flags) and the limit | insert; a new limit (a plain store) |
 //! | `S_IV` | the window interval / GCRA period | insert |
-//! | `S_H` | the **hot word**: everything a check changes | compare-and-swap |
-//! | `S_P` | the window before the current one: index (low 32 bits), count | compare-and-swap, only while `H` still holds that window |
-//! | `S_X` | window pipes: the full index of the last roll's window; GCRA: codec word 8 (burst) | a roll, before its swap; insert; a new limit |
+//! | `S_H` | the **hot word**: everything a check changes | compare-and-swap; a frozen roll |
+//! | `S_X` | window pipes: the highest window index a roll wrote; GCRA: codec word 8 (burst) | a roll, before its swap; insert; a new limit |
+//! | `S_P0`, `S_P1` | records (window index, low 32 bits; count) of even and odd windows | a roll, before its swap, only while `H` still holds what it read; a frozen roll |
+//! | `S_UNDO` (3) | a frozen roll's undo record | a frozen roll, before it freezes |
 //!
-//! Window pipes: `H` = 16 bits of the entry's generation (bits 48-63) |
-//! the low 16 bits of the window index, counted from the table's epoch
-//! (bits 32-47) | open bit 31 | count (31 bits, saturating). The rest of
-//! the window index comes from `S_X`, the highest index any roll wrote
-//! (raised before the roll's swap): the index is the one nearest to it
-//! with those 16 low bits. An `H` that is not open holds no state: bit 0
-//! set marks the entry **dead** (being removed, evicted or replaced: a
-//! caller that sees it takes the locked path, which waits for the remover
-//! or finishes its work). GCRA: `H` = the TAT, which stops at
-//! `u64::MAX - 1`; `u64::MAX` is dead.
+//! Window pipes: `H` = 15 bits of the entry's generation (bits 49-63) |
+//! frozen bit 48 | the low 16 bits of the window index, counted from the
+//! table's epoch (bits 32-47) | open bit 31 | count (31 bits, saturating).
+//! The rest of the window index comes from `S_X`: the index is the
+//! highest one not above `S_X` with those 16 low bits. An `H` that is not
+//! open holds no state: bit 0 set marks the entry **dead** (being removed,
+//! evicted or replaced: a caller that sees it takes the locked path, which
+//! waits for the remover or finishes its work). GCRA: `H` = the TAT, which
+//! stops at `u64::MAX - 1`; `u64::MAX` is dead.
 //!
 //! # A check
 //! Read the generation (even), compare the key, load `H` (acquire) and
-//! `P`, fence, read the generation again (a changed one: the slot was
-//! reused, look again; see `word::gen_begin` for the writer's side),
-//! decode the limiter from the words, run it, encode `H'`; if `H' == H`
-//! nothing changed (a drop that counts nothing); else compare-and-swap
-//! `H -> H'`. A failed swap means another caller committed first: decode
-//! again and retry (lock-free: each retry follows someone's progress; a
-//! bound of 2^16 retries gives `Error::Busy`).
+//! the other words, fence, read the generation again (changed: the slot
+//! was reused, look again; see `word::gen_begin` for the writer's side;
+//! `H` frozen or dead: take the locked path), decode the limiter from the
+//! words, run it, encode `H'`; if nothing changed (a read, a drop that
+//! counts nothing), load `H` again to make sure the words belonged
+//! together (changed: retry), done; else compare-and-swap `H -> H'`. A
+//! failed swap means another caller committed first: decode again and
+//! retry (lock-free: each retry follows someone's progress; a bound of
+//! 2^16 retries gives `Error::Busy`).
 //!
-//! # Rollover, finished by anyone
-//! A check that moves `H` from window `i` (count `c`) to window `i + 1`
-//! first records `(i, c)` in `P` (a compare-and-swap, made only while `H`
-//! still holds what the check read, and skipped if `P` already holds
-//! window `i` with a count as high: a check that read `H` long ago and
-//! finds it moved on leaves `P` alone), then swaps `H`. If the swap fails,
-//! `H` changed and the check retries, recording the newer count; if it
-//! succeeds, `P` holds exactly the final count of window `i`, since counts
-//! of a window only grow and its `H` is gone. A process killed between the two leaves `P` ahead of
-//! `H` with a count not above the window's final one: any later roller
-//! records the final count over it. A reader of window `j` takes the last
-//! window's count from `P` if `P`'s window is `j - 1`, else 0 (an idle
-//! window between). So no roll needs a lock, and none is ever half done in
-//! a way another caller cannot finish.
+//! # Rollover
+//! Finished by anyone, without the lock, or frozen under it: see
+//! `table/hot/roll.rs`, whose docs say how.
 //!
 //! # Removal and reuse
 //! Only holders of the entry lock remove, evict or replace a hot entry,
@@ -64,8 +57,8 @@
 //! What a swap cannot tell apart, and how it is closed: a check stalled
 //! between reading `H` and swapping while its entry was deleted, another
 //! key inserted in the slot and checked until its `H` equals the value the
-//! stalled check read. A window pipe's `H` carries 16 bits of the
-//! generation, so that takes 2^16 lives of the slot within one stalled
+//! stalled check read. A window pipe's `H` carries 15 bits of the
+//! generation, so that takes 2^15 lives of the slot within one stalled
 //! check. A GCRA's TAT has no room for them: after its swap, a GCRA check
 //! reads the generation again, and if it changed and `H` still holds what
 //! it wrote, swaps it back and looks again (a later check built on it
@@ -73,14 +66,17 @@
 //!
 //! # Limits of the packing
 //! * A window's count saturates at 2^31 - 1 (a bare limiter's at 2^32 - 1).
-//! * The window index is read back from 16 bits and the highest index a
-//!   roll wrote: checks whose clocks disagree by 2^15 windows or more (a
-//!   caller's clock gone back that far) would read a wrong window. A roll
-//!   killed after raising that index and before its swap, with a clock
-//!   far ahead, leaves the entry reading its window from there.
+//! * A check stalled between reading `H` and its swap while the pipe moves
+//!   on by a multiple of 2^16 windows and back to the same count (so `H`
+//!   has the same bits): a roll catches it at its raise of `S_X` (above);
+//!   a check that stays in its window commits what the serial order would
+//!   (its count lands in the new window), but decided with the last
+//!   window's count it read before, which only SLIDING, RED and REDP use.
 //! * A GCRA's TAT stops at `u64::MAX - 1` (so does a bare [`Gcra`](crate::Gcra)'s).
 //! * Where the target has no 64-bit atomics (thumbv7em) nothing is hot:
 //!   every operation takes the entry's lock, as all did before layout 3.
+
+mod roll;
 
 use super::codec::{decode_as, encode, Cell, BUF_WORDS};
 use super::layout::*;
@@ -95,19 +91,29 @@ pub(crate) const S_CFG: usize = 0;
 pub(crate) const S_IV: usize = 1;
 /// The hot word.
 pub(crate) const S_H: usize = 2;
-/// The last window's index and count.
-pub(crate) const S_P: usize = 3;
-/// Codec word 8 (GCRA burst).
+/// Records of past windows (index, count): an even window's in `S_P0`,
+/// an odd one's in `S_P1`.
+pub(crate) const S_P0: usize = 3;
+/// Window pipes: the highest index a roll wrote; GCRA: codec word 8 (burst).
 pub(crate) const S_X: usize = 4;
+/// See [`S_P0`] (buffer 1's first word: a hot entry has one buffer).
+pub(crate) const S_P1: usize = 5;
+/// A frozen roll's undo record: `S_X`, `S_P0` and `S_P1` as they were.
+const S_UNDO: [usize; 3] = [6, 7, 8];
 
 const OPEN: u64 = 1 << 31;
 const COUNT: u64 = OPEN - 1;
 /// A window pipe's `H`: the low 16 bits of its window index (bits 32-47).
 const IDX_SHIFT: u32 = 32;
 const IDX_MASK: u64 = 0xffff;
-/// A window pipe's `H`: 16 bits of its entry's generation (bits 48-63).
-const GEN_SHIFT: u32 = 48;
-const GEN_BITS: u64 = 0xffff << GEN_SHIFT;
+/// A window pipe's `H`: a roll under way under the entry lock (bit 48).
+const FROZEN: u64 = 1 << 48;
+/// A window pipe's `H`: 15 bits of its entry's generation (bits 49-63).
+const GEN_SHIFT: u32 = 49;
+const GEN_BITS: u64 = 0x7fff << GEN_SHIFT;
+/// How far (in windows) a roll without the lock may move, and how far
+/// above `H`'s window `S_X` may stand for `H` to be read without it.
+const NEAR: u64 = 1 << 15;
 /// A GCRA's dead `H`; a live TAT stops one below it.
 const GCRA_DEAD: u64 = u64::MAX;
 const DEAD: u64 = 1;
@@ -177,15 +183,13 @@ fn join(lo: u32, hi: u32) -> u64 {
     u64::from(lo) | (u64::from(hi) << 32)
 }
 
-/// The full window index whose low 16 bits are `low`, nearest to `near`
-/// (the highest index a roll of the entry wrote).
-fn full_index(low: u16, near: u64) -> u64 {
-    let d = low.wrapping_sub(near as u16) as i16;
-    if d >= 0 {
-        near.saturating_add(d as u64)
-    } else {
-        near.saturating_sub(u64::from(d.unsigned_abs()))
-    }
+/// The full window index whose low 16 bits are `low`: the highest one not
+/// above `x`, the highest index any roll of the entry wrote (every roll
+/// raises `x` before its swap, so the window `H` holds is never above it).
+/// Below 0 only in a corrupt entry, read as `low` itself.
+fn full_index(low: u16, x: u64) -> u64 {
+    let back = u64::from((x as u16).wrapping_sub(low));
+    x.checked_sub(back).unwrap_or(u64::from(low))
 }
 
 /// One read of a hot entry's words.
@@ -195,7 +199,7 @@ pub(crate) struct Snap {
     iv: u64,
     x: u64,
     h: u64,
-    p: u64,
+    p: [u64; 2],
 }
 
 /// What [`Snap::words`] knew of the window: its full index, for packing.
@@ -212,11 +216,42 @@ impl Snap {
         let h = e.s[S_H].load(Ordering::Acquire);
         Snap {
             h,
-            p: e.s[S_P].load(Ordering::Relaxed),
+            p: [
+                e.s[S_P0].load(Ordering::Relaxed),
+                e.s[S_P1].load(Ordering::Relaxed),
+            ],
             cfg: e.s[S_CFG].load(Ordering::Relaxed),
             iv: e.s[S_IV].load(Ordering::Relaxed),
             x: e.s[S_X].load(Ordering::Relaxed),
         }
+    }
+
+    /// Whether the words [`Snap::read`] read belong together: after an
+    /// acquire fence, `H` still holds what was read and no roll is frozen.
+    /// (A frozen roll stores `S_X` and the records with release ordering
+    /// after freezing `H`, so reading one of them shows `H` changed here;
+    /// a lock-free roll raises `S_X` by less than 2^15 before its swap,
+    /// which leaves `H`'s window read right.)
+    #[inline(always)]
+    fn stable(&self, e: &Entry) -> bool {
+        fence_acquire();
+        let h = e.s[S_H].load(Ordering::Relaxed);
+        h == self.h && (is_gcra(self.cfg) || h & FROZEN == 0)
+    }
+
+    /// [`Snap::read`] until the words belong together; `None` while a roll
+    /// is frozen (its holder has the entry lock) or after [`RETRIES`].
+    pub(crate) fn read_stable(e: &Entry) -> Option<Snap> {
+        for _ in 0..RETRIES {
+            let snap = Snap::read(e);
+            if snap.stable(e) {
+                return Some(snap);
+            }
+            if !is_gcra(snap.cfg) && snap.h & FROZEN != 0 {
+                return None;
+            }
+        }
+        None
     }
 
     pub(crate) fn h(&self) -> u64 {
@@ -255,11 +290,17 @@ impl Snap {
         w[0] |= 1 << 5;
         (w[4], w[5]) = split(start);
         w[6] = count;
-        let (p_idx, p_count) = ((self.p >> 32) as u32, self.p as u32);
-        // P names its window by the low 32 bits of its index.
+        // A record names its window by the low 32 bits of its index.
         w[7] = match idx.checked_sub(1) {
-            Some(last) if p_idx == last as u32 => p_count,
-            _ => 0,
+            Some(last) => {
+                let p = self.p[(last & 1) as usize];
+                if (p >> 32) as u32 == last as u32 {
+                    p as u32
+                } else {
+                    0
+                }
+            }
+            None => 0,
         };
         (w, Old { idx: Some(idx) })
     }
@@ -306,38 +347,18 @@ fn pack(
     (h, moved.then_some(idx))
 }
 
-/// Records the count of the window that `snap.h` holds in `P`, for the
-/// roll from it to the next window, unless `P` already holds it with a
-/// count as high. `P` is only written while `H` still holds `snap.h`: a
-/// check that read `H` long ago and finds it moved on leaves `P` alone
-/// (its swap of `H` fails anyway).
-fn record_last(e: &Entry, snap: &Snap, idx: u64) {
-    let (low, count) = (idx as u32, (snap.h & COUNT) as u32);
-    let want = join(count, low);
-    let mut p = e.s[S_P].load(Ordering::Acquire);
-    for _ in 0..RETRIES {
-        if p >> 32 == u64::from(low) && p as u32 >= count {
-            return;
-        }
-        if e.s[S_H].load(Ordering::Acquire) != snap.h {
-            return;
-        }
-        match e.s[S_P].cas(p, want) {
-            Ok(_) => return,
-            Err(now) => p = now,
-        }
-    }
-}
-
 impl<'a> Table<'a> {
     /// Runs `f` on hot entry `e` (of generation `gen`) as of `now`,
     /// lock-free, and commits what it changed; with `touch`, records `now`
     /// as the entry's last use (every operation but a read does). `Ok(None)`: the entry is
-    /// dead or no longer of generation `gen` (take the locked path, which
-    /// looks again). `f` may run more than once (after a failed swap): it
-    /// must change nothing but the cell.
+    /// dead or no longer of generation `gen`, a roll of it is frozen, or
+    /// this one must be (the first window, or a window `NEAR` or more
+    /// past the last): take the locked path, which looks again. `LOCKED`:
+    /// the caller holds the entry lock, and freezes such rolls itself.
+    /// `f` may run more than once (after a failed swap): it must change
+    /// nothing but the cell.
     #[inline(always)]
-    pub(crate) fn hot_update<T>(
+    pub(crate) fn hot_update<T, const LOCKED: bool>(
         &self,
         e: &Entry,
         gen: u32,
@@ -349,7 +370,7 @@ impl<'a> Table<'a> {
         macro_rules! per_algorithm {
             ($($a:ident),*) => {
                 match alg {
-                    $(x if x == Algorithm::$a as u32 => self.hot_run(e, gen, now, touch, Algorithm::$a, &mut f),)*
+                    $(x if x == Algorithm::$a as u32 => self.hot_run::<T, LOCKED>(e, gen, now, touch, Algorithm::$a, &mut f),)*
                     _ => Err(Error::Corrupt),
                 }
             };
@@ -358,7 +379,7 @@ impl<'a> Table<'a> {
     }
 
     #[inline(always)]
-    fn hot_run<T>(
+    fn hot_run<T, const LOCKED: bool>(
         &self,
         e: &Entry,
         gen: u32,
@@ -377,12 +398,18 @@ impl<'a> Table<'a> {
             let gcra = alg == Algorithm::Gcra;
             // The algorithm is the entry's for as long as its generation
             // holds (a new one takes a delete and an insert).
-            let dead = if gcra {
-                snap.h == GCRA_DEAD
+            let (dead, frozen) = if gcra {
+                (snap.h == GCRA_DEAD, false)
             } else {
-                snap.h & (OPEN | DEAD) == DEAD
+                (snap.h & (OPEN | DEAD) == DEAD, snap.h & FROZEN != 0)
             };
-            if e[E_GEN].load(Ordering::Relaxed) != gen || dead {
+            if e[E_GEN].load(Ordering::Relaxed) != gen || dead || frozen {
+                if LOCKED && frozen {
+                    // Frozen under our lock: left by a killed holder that
+                    // recovery did not see (a corrupt region); undo it.
+                    self.hot_recover(e);
+                    continue;
+                }
                 return Ok(None);
             }
             let (before, old) = snap.words(gcra, self.epoch);
@@ -390,34 +417,65 @@ impl<'a> Table<'a> {
             let out = f(&mut cell)?;
             let after = encode(&cell);
             let (h, moved) = pack(gcra, &after, &before, &snap, old, self.epoch);
-            if h != snap.h {
-                if let Some(to) = moved {
-                    if let Some(i) = old.idx.filter(|i| i.checked_add(1) == Some(to)) {
-                        record_last(e, &snap, i);
+            match moved {
+                // A roll commits even when `H` comes out the same (a window
+                // a multiple of 2^16 windows on, with the same count).
+                Some(to) => {
+                    let count = (snap.h & COUNT) as u32;
+                    // Before the swap: whoever reads the new `H` finds the
+                    // rest of its window index in `S_X`; only ever raised
+                    // here. A snapshot that finds it `NEAR` or more above
+                    // its window is stale (its `H` may since have come
+                    // back to the same bits), or the entry's `S_X` is off:
+                    // the lock's path stores it exactly.
+                    let near = match old.idx {
+                        Some(i) if to.wrapping_sub(i) < NEAR => {
+                            e.s[S_X].max(to).wrapping_sub(i) < NEAR
+                        }
+                        _ => false,
+                    };
+                    if near {
+                        if let Some(i) = old.idx {
+                            roll::record_roll(e, &snap, i, count, to);
+                        }
+                        if e.s[S_H].cas(snap.h, h).is_err() {
+                            continue;
+                        }
+                    } else if !LOCKED {
+                        return Ok(None);
+                    } else if !self.frozen_roll(e, &snap, old.idx, to, h) {
+                        continue;
                     }
-                    // Before the swap: whoever reads the new H finds the
-                    // rest of its window index from here. Only ever raised.
-                    e.s[S_X].max(to);
                 }
-                if e.s[S_H].cas(snap.h, h).is_err() {
-                    continue;
+                None if h != snap.h => {
+                    if e.s[S_H].cas(snap.h, h).is_err() {
+                        continue;
+                    }
+                    // A GCRA's fresh H (a TAT of 0) is the same in every
+                    // entry of the slot: if the slot was reused between
+                    // reading H and the swap, the swap may have landed on
+                    // the new entry. Undo it while it is still ours, and
+                    // look again.
+                    if gcra
+                        && e[E_GEN].load(Ordering::Acquire) != gen
+                        && e.s[S_H].cas(h, snap.h).is_ok()
+                    {
+                        return Ok(None);
+                    }
                 }
-                // A GCRA's fresh H (a TAT of 0) is the same in every entry
-                // of the slot: if the slot was reused between reading H and
-                // the swap, the swap may have landed on the new entry.
-                // Undo it while it is still ours, and look again.
-                if alg == Algorithm::Gcra
-                    && e[E_GEN].load(Ordering::Acquire) != gen
-                    && e.s[S_H].cas(h, snap.h).is_ok()
-                {
-                    return Ok(None);
+                // Nothing to swap: the words must have belonged together
+                // (a swap checks that by itself).
+                None => {
+                    if !snap.stable(e) {
+                        continue;
+                    }
                 }
             }
             let cfg = join(after[0] & !WINDOW_BITS, after[1]);
             if cfg != snap.cfg {
                 e.s[S_CFG].store(cfg, Ordering::Relaxed);
             }
-            if u64::from(after[8]) != snap.x && alg == Algorithm::Gcra {
+            if u64::from(after[8]) != snap.x && gcra {
                 e.s[S_X].store(u64::from(after[8]), Ordering::Relaxed);
             }
             if touch {
@@ -436,7 +494,8 @@ impl<'a> Table<'a> {
         e.s[S_CFG].store(cfg, Ordering::Relaxed);
         e.s[S_IV].store(join(w[2], w[3]), Ordering::Relaxed);
         e.s[S_X].store(u64::from(w[8]), Ordering::Relaxed);
-        e.s[S_P].store(0, Ordering::Relaxed);
+        e.s[S_P0].store(0, Ordering::Relaxed);
+        e.s[S_P1].store(0, Ordering::Relaxed);
         if !is_gcra(cfg) {
             e.s[S_X].store(0, Ordering::Relaxed);
         }
@@ -466,17 +525,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn full_index_is_nearest_to_the_last_roll() {
+    fn full_index_is_the_highest_not_above_the_last_roll() {
         assert_eq!(full_index(5, 5), 5);
         assert_eq!(full_index(4, 5), 4);
-        assert_eq!(full_index(6, 5), 6);
-        // Across a wrap of the low 16 bits, either way.
+        // Above the last roll's index: the one 2^16 below.
+        assert_eq!(full_index(6, 1 << 20), (1 << 20) - (1 << 16) + 6);
+        // Across a wrap of the low 16 bits.
         assert_eq!(full_index(u16::MAX, 1 << 32), (1 << 32) - 1);
-        assert_eq!(full_index(0, (1 << 32) - 1), 1 << 32);
-        assert_eq!(full_index(7, 3 << 32), (3 << 32) + 7);
-        // Never below 0 or above u64::MAX.
-        assert_eq!(full_index(u16::MAX, 3), 0);
-        assert_eq!(full_index(1, u64::MAX), u64::MAX);
+        assert_eq!(full_index(0xfff0, (1 << 32) + 5), (1 << 32) - 16);
+        assert_eq!(full_index(7, 3 << 32), (3 << 32) - (1 << 16) + 7);
+        // Up to 2^16 - 1 below, never 2^16 or more.
+        assert_eq!(full_index(1, 1 << 16), 1);
+        assert_eq!(full_index(0, (1 << 16) - 1), 0);
+        // Never below 0 (a corrupt entry: read as the low bits themselves).
+        assert_eq!(full_index(u16::MAX, 3), u64::from(u16::MAX));
+        assert_eq!(full_index(1, u64::MAX), u64::MAX - (1 << 16) + 2);
     }
 
     #[test]

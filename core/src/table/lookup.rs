@@ -269,7 +269,7 @@ impl<'a> Table<'a> {
             // killed): the locked path waits for it, or finishes it.
             Some(found) if found.meta & META_HOT != 0 && found.gen & 1 == 0 => {
                 match self.entries.get(found.idx) {
-                    Some(e) => self.hot_update(e, found.gen, now, touch, f),
+                    Some(e) => self.hot_update::<_, false>(e, found.gen, now, touch, f),
                     None => Ok(None),
                 }
             }

@@ -679,8 +679,10 @@ impl<'a> Table<'a> {
         }
         let m = g.e[E_META].load(Ordering::Relaxed);
         if meta_state(m) == STATE_USED && m & META_HOT != 0 {
-            // A hot entry's state needs no repair; a dead one was being
-            // removed, evicted or replaced: finish the removal.
+            // A hot entry's state needs no repair but a frozen roll's
+            // undo; a dead one was being removed, evicted or replaced:
+            // finish the removal.
+            self.hot_recover(g.e);
             let snap = Snap::read(g.e);
             if hot::is_dead(snap.cfg(), snap.h()) {
                 self.free_entry(&g);
@@ -754,7 +756,7 @@ impl<'a> Table<'a> {
         now: u64,
         f: impl FnMut(&mut Cell) -> Result<T, Error>,
     ) -> Result<T, Error> {
-        self.hot_update(g.e, g.gen(), now, true, f)?
+        self.hot_update::<_, true>(g.e, g.gen(), now, true, f)?
             .ok_or(Error::NoPipe)
     }
 
@@ -1253,10 +1255,15 @@ impl<'a> Table<'a> {
             }
             key
         };
-        let (cell, key) = if m & META_HOT != 0 && gen & 1 == 0 {
-            // Hot: read without the lock, and kept only if the entry was
-            // the same one (generation and meta word) all along.
-            let snap = Snap::read(e);
+        // Hot: read without the lock, unless a roll is frozen (under way
+        // under the lock, or left by a killed holder: the lock's path
+        // waits for it, or undoes it).
+        let hot = (m & META_HOT != 0 && gen & 1 == 0)
+            .then(|| Snap::read_stable(e))
+            .flatten();
+        let (cell, key) = if let Some(snap) = hot {
+            // Kept only if the entry was the same one (generation and meta
+            // word) all along.
             let key = read_key();
             lock::fence_acquire();
             if e[E_GEN].load(Ordering::Relaxed) != gen
@@ -1329,6 +1336,8 @@ fn check_with_limit(
 mod tests;
 #[cfg(all(test, not(loom)))]
 mod tests_busy;
+#[cfg(all(test, not(loom)))]
+mod tests_hot;
 #[cfg(all(test, not(loom)))]
 mod tests_tags;
 
