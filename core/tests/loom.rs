@@ -479,10 +479,13 @@ fn balance_racing_balance() {
 /// Each concurrent run must equal one of the two serial orders, run on
 /// fresh tables: same verdicts, same stats after.
 fn rollover_racing_check(name: &str, algorithm: Algorithm) {
-    // Limit 3; at 0 two checks leave one event of window 0. `late` checks
-    // at the end of window 0, `next` at the start of window 1.
-    const LATE: u64 = INTERVAL - 1;
-    const NEXT: u64 = INTERVAL;
+    // `late` checks at the end of window 0, `next` at the start of window 1.
+    two_checks_race(name, algorithm, INTERVAL - 1, INTERVAL);
+}
+
+/// Two checks at `a` and `b` racing on one pipe of limit 3 on which two
+/// checks at 0 left one event of window 0 (see [`rollover_racing_check`]).
+fn two_checks_race(name: &str, algorithm: Algorithm, a: u64, b: u64) {
     let setup = move || {
         let t = table(1, 1);
         for _ in 0..2 {
@@ -491,34 +494,61 @@ fn rollover_racing_check(name: &str, algorithm: Algorithm) {
         }
         t
     };
-    let serial = move |late_first: bool| {
+    let at = a.max(b);
+    let serial = move |a_first: bool| {
         let t = setup();
-        let (late, next) = if late_first {
-            let late = t.check(b"k", LATE);
-            (late, t.check(b"k", NEXT))
+        let (va, vb) = if a_first {
+            let va = t.check(b"k", a);
+            (va, t.check(b"k", b))
         } else {
-            let next = t.check(b"k", NEXT);
-            (t.check(b"k", LATE), next)
+            let vb = t.check(b"k", b);
+            (t.check(b"k", a), vb)
         };
-        (late, next, t.get(b"k", NEXT))
+        (va, vb, t.get(b"k", at))
     };
     let seen = model(name, None, move || {
         let t = setup();
-        let a = thread::spawn(move || t.check(b"k", LATE));
-        let b = thread::spawn(move || t.check(b"k", NEXT));
-        let got = (a.join().unwrap(), b.join().unwrap(), t.get(b"k", NEXT));
+        let ta = thread::spawn(move || t.check(b"k", a));
+        let tb = thread::spawn(move || t.check(b"k", b));
+        let got = (ta.join().unwrap(), tb.join().unwrap(), t.get(b"k", at));
         assert!(got.0.is_ok() && got.1.is_ok(), "{got:?}");
-        let (late_first, next_first) = (serial(true), serial(false));
-        assert_ne!(late_first, next_first, "the two orders must be told apart");
-        if got == late_first {
-            "as if late first"
-        } else if got == next_first {
-            "as if rollover first"
+        let (a_first, b_first) = (serial(true), serial(false));
+        assert_ne!(a_first, b_first, "the two orders must be told apart");
+        if got == a_first {
+            "as if a first"
+        } else if got == b_first {
+            "as if b first"
         } else {
-            panic!("{got:?} is neither serial order: {late_first:?} / {next_first:?}")
+            panic!("{got:?} is neither serial order: {a_first:?} / {b_first:?}")
         }
     });
-    assert_eq!(seen, set(&["as if late first", "as if rollover first"]));
+    assert_eq!(seen, set(&["as if a first", "as if b first"]));
+}
+
+/// A roll 2^16 + 1 windows on (too far for the lock-free path: it freezes
+/// the entry under its lock; raised without, `S_X` would make readers of
+/// window 0 read window 2^16) racing a check in the old window.
+#[test]
+fn far_rollover_racing_check() {
+    two_checks_race(
+        "far_rollover_racing_check",
+        Algorithm::Sliding,
+        INTERVAL - 1,
+        ((1 << 16) + 1) * INTERVAL,
+    );
+}
+
+/// Two lock-free rolls from window 0: to the next window (which records
+/// window 0's count) and two windows on (which leaves an idle record for
+/// window 1 in the word window 0's readers use).
+#[test]
+fn rollover_racing_idle_rollover() {
+    two_checks_race(
+        "rollover_racing_idle_rollover",
+        Algorithm::Sliding,
+        INTERVAL,
+        2 * INTERVAL,
+    );
 }
 
 #[test]
