@@ -97,13 +97,12 @@ pub(super) fn record_roll(e: &Entry, snap: &Snap, from: u64, count: u32, to: u64
 
 impl Table<'_> {
     /// A roll to window `to` (from window `from`, or the first window)
-    /// that the lock-free one cannot make: under the entry lock, open the
-    /// first window, or freeze
-    /// `H` (every caller without the lock then takes the locked path and
-    /// waits), store `S_X` and the record `to` reads exactly, then `H`.
-    /// False if `H` changed since `snap`: look again. A holder killed while
-    /// `H` is frozen leaves the undo record, which [`Table::hot_recover`]
-    /// puts back: the roll did not happen.
+    /// that the lock-free one cannot make, under the entry lock: open the
+    /// first window; or freeze `H` (every caller without the lock then
+    /// takes the locked path and waits), store the records `to` reads and
+    /// `S_X` exactly, then `H`. False if `H` changed since `snap`: look
+    /// again. A holder killed while `H` is frozen leaves the undo record,
+    /// which [`Table::hot_recover`] puts back: the roll did not happen.
     #[cold]
     #[inline(never)]
     pub(super) fn frozen_roll(
