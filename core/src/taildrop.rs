@@ -32,7 +32,14 @@ impl Taildrop {
     #[inline(always)]
     pub fn check(&mut self, now: u64) -> Verdict {
         let n = self.counter.hit(now);
-        Verdict::from_pass(n <= self.limit)
+        Taildrop::decide(n, self.limit)
+    }
+
+    /// The verdict on a request that made the window's count `n`: the
+    /// table's one-swap check decides with it too.
+    #[inline(always)]
+    pub(crate) const fn decide(n: u32, limit: u32) -> Verdict {
+        Verdict::from_pass(n <= limit)
     }
 
     /// The limit per window.

@@ -101,7 +101,7 @@ impl Window {
     #[inline(always)]
     pub(crate) fn advance(&self, state: &mut WindowState, now: u64) -> Roll {
         // Fast path, inlined: no division while inside the current window.
-        if state.open && (now < state.start || now - state.start < self.interval) {
+        if state.open && same_window(state.start, self.interval, now) {
             return Roll::Same;
         }
         let (new, roll) = self.advance_slow(*state, now);
@@ -123,7 +123,7 @@ impl Window {
             state.start = self.open_at(now);
             return Roll::Idle;
         }
-        if now < state.start || now - state.start < self.interval {
+        if same_window(state.start, self.interval, now) {
             return Roll::Same;
         }
         match self.anchor {
@@ -152,6 +152,14 @@ impl Window {
             }
         }
     }
+}
+
+/// Whether `now` is still in the open window that started at `start`: up
+/// to `interval` ns after it, or before it (time went backwards: the
+/// window stays).
+#[inline(always)]
+pub(crate) const fn same_window(start: u64, interval: u64, now: u64) -> bool {
+    now < start || now - start < interval
 }
 
 /// Where a window state stands: not yet opened, or the start of the current window.

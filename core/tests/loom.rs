@@ -540,6 +540,18 @@ fn rollover_racing_idle_rollover() {
     );
 }
 
+/// Two TAILDROP checks in one window, each a single swap of `H` (the
+/// one-swap check, `table/hot/fast.rs`), racing for the last pass.
+#[test]
+fn same_window_checks_race_taildrop() {
+    two_checks_race(
+        "same_window_checks_race_taildrop",
+        Algorithm::Taildrop,
+        1,
+        2,
+    );
+}
+
 #[test]
 fn rollover_racing_check_taildrop() {
     rollover_racing_check("rollover_racing_check_taildrop", Algorithm::Taildrop);

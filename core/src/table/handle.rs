@@ -74,7 +74,6 @@ impl<'a> Table<'a> {
         if idx >= self.entries.len() {
             return Err(Error::Stale);
         }
-        let shared = self.shared();
         if let Some(e) = self.entries.get(idx) {
             let m = e[E_META].load(Ordering::Acquire);
             if meta_state(m) == STATE_USED && m & META_HOT != 0 {
@@ -84,15 +83,7 @@ impl<'a> Table<'a> {
                 if e[E_GEN].load(Ordering::Acquire) != handle.gen {
                     return Err(Error::Stale);
                 }
-                let hot = self.hot_update::<_, false>(
-                    e,
-                    handle.gen,
-                    now,
-                    true,
-                    #[inline(always)]
-                    |c| c.limiter.check(now, &shared),
-                )?;
-                if let Some(v) = hot {
+                if let Some(v) = self.hot_check(e, handle.gen, now)? {
                     return Ok(v);
                 }
             }
@@ -101,14 +92,7 @@ impl<'a> Table<'a> {
         if g.gen() != handle.gen || meta_state(g.e[E_META].load(Ordering::Relaxed)) != STATE_USED {
             return Err(Error::Stale);
         }
-        // The tail of Table::check, written again: a helper shared by both
-        // cost check 6 to 10 instructions (callgrind, single_pipe cases).
-        self.update_rate(
-            g,
-            now,
-            #[inline(always)]
-            |l| l.check(now, &shared),
-        )
+        self.check_locked(g, now)
     }
 }
 

@@ -39,6 +39,10 @@
 //! retry (lock-free: each retry follows someone's progress; a bound of
 //! 2^16 retries gives `Error::Busy`).
 //!
+//! A TAILDROP check that stays in its window skips the decoding: it reads
+//! the words in the same order, and swaps `H` to the count plus one
+//! (`table/hot/fast.rs`; any other case goes the general way).
+//!
 //! # Rollover
 //! Finished by anyone, without the lock, or frozen under it: see
 //! `table/hot/roll.rs`, whose docs say how.
@@ -76,6 +80,7 @@
 //! * Where the target has no 64-bit atomics (thumbv7em) nothing is hot:
 //!   every operation takes the entry's lock, as all did before layout 3.
 
+mod fast;
 mod roll;
 
 use super::codec::{decode_as, encode, Cell, BUF_WORDS};

@@ -264,16 +264,22 @@ impl<'a> Table<'a> {
         touch: bool,
         f: impl FnMut(&mut super::codec::Cell) -> Result<T, Error>,
     ) -> Result<Option<T>, Error> {
+        match self.hot_entry(k) {
+            Some((e, gen)) => self.hot_update::<_, false>(e, gen, now, touch, f),
+            None => Ok(None),
+        }
+    }
+
+    /// `k`'s entry and its generation, if the entry is hot and no insert
+    /// or delete of it is under way (an odd generation, or one killed:
+    /// the locked path waits for it, or finishes it).
+    #[inline(always)]
+    pub(crate) fn hot_entry(&self, k: &Key) -> Option<(&Entry, u32)> {
         match self.find_unlocked(k) {
-            // An odd generation: an insert or delete is under way (or was
-            // killed): the locked path waits for it, or finishes it.
             Some(found) if found.meta & META_HOT != 0 && found.gen & 1 == 0 => {
-                match self.entries.get(found.idx) {
-                    Some(e) => self.hot_update::<_, false>(e, found.gen, now, touch, f),
-                    None => Ok(None),
-                }
+                self.entries.get(found.idx).map(|e| (e, found.gen))
             }
-            _ => Ok(None),
+            _ => None,
         }
     }
 

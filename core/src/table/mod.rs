@@ -837,18 +837,20 @@ impl<'a> Table<'a> {
         let Some(k) = self.try_key(key) else {
             return Err(key_error(key));
         };
-        let shared = self.shared();
-        let hot = self.try_hot(
-            &k,
-            now,
-            true,
-            #[inline(always)]
-            |c| c.limiter.check(now, &shared),
-        )?;
-        if let Some(v) = hot {
-            return Ok(v);
+        if let Some((e, gen)) = self.hot_entry(&k) {
+            if let Some(v) = self.hot_check(e, gen, now)? {
+                return Ok(v);
+            }
         }
-        let g = self.find(&k)?;
+        self.check_locked(self.find(&k)?, now)
+    }
+
+    /// The locked check of [`Table::check`] and [`Table::check_ref`]: an
+    /// entry that is not hot, or one the hot path found changing. Out of
+    /// line, so that the hot path saves and restores few registers.
+    #[inline(never)]
+    pub(crate) fn check_locked(&self, g: Guard<'_>, now: u64) -> Result<Verdict, Error> {
+        let shared = self.shared();
         self.update_rate(
             g,
             now,
@@ -893,13 +895,21 @@ impl<'a> Table<'a> {
         let shared = self.shared();
         let run =
             |l: &mut Limiter, created: bool| check_with_limit(l, created, limit, now, &shared);
-        let hot = self.try_hot(
-            &k,
-            now,
-            true,
-            #[inline(always)]
-            |c| check_with_limit(&mut c.limiter, false, limit, now, &shared),
-        )?;
+        let hot = match self.hot_entry(&k) {
+            Some((e, gen)) => match self.taildrop_in_window(e, gen, now, limit) {
+                // A TAILDROP pipe: no setpoint to set.
+                Some(v) => Some((v, false)),
+                None => self.hot_update::<_, false>(
+                    e,
+                    gen,
+                    now,
+                    true,
+                    #[inline(always)]
+                    |c| check_with_limit(&mut c.limiter, false, limit, now, &shared),
+                )?,
+            },
+            None => None,
+        };
         let (verdict, feedback) = match hot {
             Some(out) => out,
             None => {
