@@ -231,6 +231,17 @@ impl Snap {
         }
     }
 
+    /// [`Snap::read`], then the reader side of the generation's sequence
+    /// lock (see `word::gen_begin`): `gen` was read (even) before the key
+    /// was compared; the same generation after the state was read (the
+    /// `bool`) means no insert or delete came between.
+    #[inline(always)]
+    fn read_seq(e: &Entry, gen: u32) -> (Snap, bool) {
+        let snap = Snap::read(e);
+        fence_acquire();
+        (snap, e[E_GEN].load(Ordering::Relaxed) == gen)
+    }
+
     /// Whether the words [`Snap::read`] read belong together: after an
     /// acquire fence, `H` still holds what was read and no roll is frozen.
     /// (A frozen roll stores `S_X` and the records with release ordering
@@ -369,13 +380,52 @@ impl<'a> Table<'a> {
         gen: u32,
         now: u64,
         touch: bool,
+        f: impl FnMut(&mut Cell) -> Result<T, Error>,
+    ) -> Result<Option<T>, Error> {
+        self.hot_update_fast::<T, LOCKED>(e, gen, now, touch, |_, _| None, f)
+    }
+
+    /// [`Table::hot_update`] with a shortcut: `fast`, given the entry's
+    /// algorithm and a snapshot of live words of generation `gen`, may
+    /// return the `H` to swap in and the result, skipping the codec and
+    /// `f` (see `hot/fast.rs`); `None` runs `f`.
+    #[inline(always)]
+    pub(crate) fn hot_update_fast<T, const LOCKED: bool>(
+        &self,
+        e: &Entry,
+        gen: u32,
+        now: u64,
+        touch: bool,
+        fast: impl Fn(Algorithm, &Snap) -> Option<(u64, T)>,
         mut f: impl FnMut(&mut Cell) -> Result<T, Error>,
     ) -> Result<Option<T>, Error> {
         let alg = e.s[S_CFG].load(Ordering::Relaxed) as u32 & 0xf;
+        let mut first = None;
+        if alg == Algorithm::Taildrop as u32 {
+            // hot_run's first round, read here to try `fast` on it before
+            // the general code; handed on unless it committed (the same
+            // reads in the same order: no interleaving is added).
+            let (snap, same_gen) = Snap::read_seq(e, gen);
+            if same_gen {
+                if let Some((h, out)) = fast(Algorithm::Taildrop, &snap) {
+                    if e.s[S_H].cas(snap.h, h).is_ok() {
+                        if touch {
+                            e.used.store(now, Ordering::Relaxed);
+                        }
+                        return Ok(Some(out));
+                    }
+                    // As hot_run's failed swap: read again.
+                } else {
+                    first = Some((snap, same_gen));
+                }
+            } else {
+                first = Some((snap, same_gen));
+            }
+        }
         macro_rules! per_algorithm {
             ($($a:ident),*) => {
                 match alg {
-                    $(x if x == Algorithm::$a as u32 => self.hot_run::<T, LOCKED>(e, gen, now, touch, Algorithm::$a, &mut f),)*
+                    $(x if x == Algorithm::$a as u32 => self.hot_run::<T, LOCKED>(e, gen, now, touch, Algorithm::$a, first, &mut f),)*
                     _ => Err(Error::Corrupt),
                 }
             };
@@ -384,6 +434,7 @@ impl<'a> Table<'a> {
     }
 
     #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
     fn hot_run<T, const LOCKED: bool>(
         &self,
         e: &Entry,
@@ -391,15 +442,11 @@ impl<'a> Table<'a> {
         now: u64,
         touch: bool,
         alg: Algorithm,
+        mut first: Option<(Snap, bool)>,
         f: &mut impl FnMut(&mut Cell) -> Result<T, Error>,
     ) -> Result<Option<T>, Error> {
         for _ in 0..RETRIES {
-            let snap = Snap::read(e);
-            // The reader side of the generation's sequence lock (see
-            // word::gen_begin): `gen` was read (even) before the key was
-            // compared; the same generation after the state was read means
-            // no insert or delete came between.
-            fence_acquire();
+            let (snap, same_gen) = first.take().unwrap_or_else(|| Snap::read_seq(e, gen));
             let gcra = alg == Algorithm::Gcra;
             // The algorithm is the entry's for as long as its generation
             // holds (a new one takes a delete and an insert).
@@ -408,7 +455,7 @@ impl<'a> Table<'a> {
             } else {
                 (snap.h & (OPEN | DEAD) == DEAD, snap.h & FROZEN != 0)
             };
-            if e[E_GEN].load(Ordering::Relaxed) != gen || dead || frozen {
+            if !same_gen || dead || frozen {
                 if LOCKED && frozen {
                     // Frozen under our lock: left by a killed holder that
                     // recovery did not see (a corrupt region); undo it.

@@ -896,18 +896,20 @@ impl<'a> Table<'a> {
         let run =
             |l: &mut Limiter, created: bool| check_with_limit(l, created, limit, now, &shared);
         let hot = match self.hot_entry(&k) {
-            Some((e, gen)) => match self.taildrop_in_window(e, gen, now, limit) {
+            Some((e, gen)) => self.hot_update_fast::<_, false>(
+                e,
+                gen,
+                now,
+                true,
                 // A TAILDROP pipe: no setpoint to set.
-                Some(v) => Some((v, false)),
-                None => self.hot_update::<_, false>(
-                    e,
-                    gen,
-                    now,
-                    true,
-                    #[inline(always)]
-                    |c| check_with_limit(&mut c.limiter, false, limit, now, &shared),
-                )?,
-            },
+                #[inline(always)]
+                |alg, snap| {
+                    self.taildrop_in_window(alg, snap, now, limit)
+                        .map(|(h, v)| (h, (v, false)))
+                },
+                #[inline(always)]
+                |c| check_with_limit(&mut c.limiter, false, limit, now, &shared),
+            )?,
             None => None,
         };
         let (verdict, feedback) = match hot {

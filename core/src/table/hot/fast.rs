@@ -2,22 +2,22 @@
 //! common case) commits with one compare-and-swap of `H` without decoding
 //! the limiter.
 //!
-//! It is [`Table::hot_update`]'s path for that case, taken in the same
-//! order: read `H` (acquire) and the words the window needs, fence, read
-//! the generation again; `H` must be open and not frozen and the window
-//! of `now` the one `H` holds; then swap `H` to the count plus one. Any
-//! other case (another algorithm, a roll, a saturated count, a failed
-//! swap, a corrupt interval) changes nothing here and goes to
-//! `hot_update`, which looks again from the start. So it adds no state
-//! and no interleaving the general path does not have: its swap is the
-//! general path's swap of a check that stays in its window.
+//! [`Table::hot_update_fast`] reads the first round of its loop (the
+//! words, the fence, the generation: the same reads in the same order)
+//! before its general code, and tries the shortcut on it: the snapshot
+//! must be live, not frozen and of the caller's generation, the window of
+//! `now` the one `H` holds, and the swap is `H` to the count plus one, the
+//! very swap the general path makes for such a check. Any other case
+//! (another algorithm, a roll, a new limit, a saturated count, a corrupt
+//! interval) hands the same snapshot on to the general path; a failed
+//! swap reads again, as the general path does. So it adds no read, no
+//! state and no interleaving (the loom models explore exactly as many as
+//! before), and saves the codec's decoding and encoding.
 
 use super::super::codec::Cell;
-use super::super::layout::E_GEN;
-use super::super::lock::{fence_acquire, Ordering};
 use super::super::word::Entry;
 use super::super::Table;
-use super::{full_index, COUNT, FROZEN, IDX_MASK, IDX_SHIFT, OPEN, S_CFG, S_H, S_IV, S_X};
+use super::{full_index, Snap, COUNT, FROZEN, IDX_MASK, IDX_SHIFT, OPEN};
 use crate::window::same_window;
 use crate::{Algorithm, Error, Taildrop, Verdict};
 
@@ -32,56 +32,42 @@ impl Table<'_> {
         gen: u32,
         now: u64,
     ) -> Result<Option<Verdict>, Error> {
-        if let Some(v) = self.taildrop_in_window(e, gen, now, 0) {
-            return Ok(Some(v));
-        }
-        self.hot_check_general(e, gen, now)
-    }
-
-    /// [`Table::hot_check`] of every other case.
-    #[inline(always)]
-    fn hot_check_general(&self, e: &Entry, gen: u32, now: u64) -> Result<Option<Verdict>, Error> {
-        let shared = self.shared();
-        self.hot_update::<_, false>(
+        self.hot_update_fast::<_, false>(
             e,
             gen,
             now,
             true,
             #[inline(always)]
-            |c: &mut Cell| c.limiter.check(now, &shared),
+            |alg, snap| self.taildrop_in_window(alg, snap, now, 0),
+            #[inline(always)]
+            |c: &mut Cell| c.limiter.check(now, &self.shared()),
         )
     }
 
-    /// The one-swap case (module docs): `None` if it does not hold or its
-    /// swap failed, having changed nothing. `limit`: as
-    /// [`Table::check_or_create`]'s, which replaces a limit above 0: the
-    /// case holds only if that changes nothing (0 for a plain check).
+    /// The one-swap case (module docs) on `snap`, an entry of algorithm
+    /// `alg`: the new `H` and the verdict, or `None` if it does not hold.
+    /// `limit`: as [`Table::check_or_create`]'s, which replaces a limit
+    /// above 0: the case holds only if that changes nothing (0 for a
+    /// plain check).
     #[inline(always)]
     pub(crate) fn taildrop_in_window(
         &self,
-        e: &Entry,
-        gen: u32,
+        alg: Algorithm,
+        snap: &Snap,
         now: u64,
         limit: i64,
-    ) -> Option<Verdict> {
-        let cfg = e.s[S_CFG].load(Ordering::Relaxed);
-        if cfg as u32 & 0xf != Algorithm::Taildrop as u32
-            || (limit > 0 && limit != i64::from((cfg >> 32) as u32))
+    ) -> Option<(u64, Verdict)> {
+        let (cfg, h, iv) = (snap.cfg, snap.h, snap.iv);
+        let stored = (cfg >> 32) as u32;
+        if alg != Algorithm::Taildrop
+            || (limit > 0 && limit != i64::from(stored))
+            || h & (OPEN | FROZEN) != OPEN
+            || iv == 0
         {
             return None;
         }
-        let h = e.s[S_H].load(Ordering::Acquire);
-        let iv = e.s[S_IV].load(Ordering::Relaxed);
-        let x = e.s[S_X].load(Ordering::Relaxed);
-        // The reader side of the generation's sequence lock, as in
-        // hot_run: the same generation after the words were read means
-        // they are this entry's.
-        fence_acquire();
-        if e[E_GEN].load(Ordering::Relaxed) != gen || h & (OPEN | FROZEN) != OPEN || iv == 0 {
-            return None;
-        }
         // The window `H` holds, as Snap::words finds its start.
-        let idx = full_index(((h >> IDX_SHIFT) & IDX_MASK) as u16, x);
+        let idx = full_index(((h >> IDX_SHIFT) & IDX_MASK) as u16, snap.x);
         let start = idx.saturating_mul(iv).saturating_add(self.epoch);
         if !same_window(start, iv, now) {
             return None;
@@ -90,11 +76,10 @@ impl Table<'_> {
         // overflow), stored saturating as `pack` stores it.
         let n = (h & COUNT) as u32 + 1;
         let new = (h & !COUNT) | u64::from(n).min(COUNT);
-        if new == h || e.s[S_H].cas(h, new).is_err() {
+        if new == h {
             return None;
         }
-        e.used.store(now, Ordering::Relaxed);
-        Some(Taildrop::decide(n, (cfg >> 32) as u32))
+        Some((new, Taildrop::decide(n, stored)))
     }
 }
 
