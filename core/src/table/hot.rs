@@ -39,9 +39,10 @@
 //! retry (lock-free: each retry follows someone's progress; a bound of
 //! 2^16 retries gives `Error::Busy`).
 //!
-//! A TAILDROP check that stays in its window skips the decoding: it reads
-//! the words in the same order, and swaps `H` to the count plus one
-//! (`table/hot/fast.rs`; any other case goes the general way).
+//! A TAILDROP check that stays in its window skips the decoding: tried on
+//! the loop's first snapshot, it swaps `H` to the count plus one
+//! (`table/hot/fast.rs`; any other case goes the general way with that
+//! snapshot).
 //!
 //! # Rollover
 //! Finished by anyone, without the lock, or frozen under it: see
