@@ -229,6 +229,7 @@ fn child_key(i: u64) -> [u8; 2] {
 fn is_childs(key: &[u8]) -> bool {
     key.len() == 2 && key[0] == b'c' && key[1] < 8
 }
+
 const E_MAP: i32 = 10;
 const E_ATTACH: i32 = 11;
 const E_ERROR: i32 = 12;

@@ -383,13 +383,13 @@ impl<'a> Table<'a> {
         touch: bool,
         f: impl FnMut(&mut Cell) -> Result<T, Error>,
     ) -> Result<Option<T>, Error> {
-        self.hot_update_fast::<T, LOCKED>(e, gen, now, touch, |_, _| None, f)
+        self.hot_update_fast::<T, LOCKED>(e, gen, now, touch, |_| None, f)
     }
 
-    /// [`Table::hot_update`] with a shortcut: `fast`, given the entry's
-    /// algorithm and a snapshot of live words of generation `gen`, may
-    /// return the `H` to swap in and the result, skipping the codec and
-    /// `f` (see `hot/fast.rs`); `None` runs `f`.
+    /// [`Table::hot_update`] with a shortcut for TAILDROP entries: `fast`,
+    /// given a snapshot of words of generation `gen`, may return the `H`
+    /// to swap in and the result, skipping the codec and `f` (see
+    /// `hot/fast.rs`); `None` runs `f`.
     #[inline(always)]
     pub(crate) fn hot_update_fast<T, const LOCKED: bool>(
         &self,
@@ -397,7 +397,7 @@ impl<'a> Table<'a> {
         gen: u32,
         now: u64,
         touch: bool,
-        fast: impl Fn(Algorithm, &Snap) -> Option<(u64, T)>,
+        fast: impl Fn(&Snap) -> Option<(u64, T)>,
         mut f: impl FnMut(&mut Cell) -> Result<T, Error>,
     ) -> Result<Option<T>, Error> {
         let alg = e.s[S_CFG].load(Ordering::Relaxed) as u32 & 0xf;
@@ -407,8 +407,8 @@ impl<'a> Table<'a> {
             // the general code; handed on unless it committed (the same
             // reads in the same order: no interleaving is added).
             let (snap, same_gen) = Snap::read_seq(e, gen);
-            if same_gen {
-                if let Some((h, out)) = fast(Algorithm::Taildrop, &snap) {
+            match same_gen.then(|| fast(&snap)).flatten() {
+                Some((h, out)) => {
                     if e.s[S_H].cas(snap.h, h).is_ok() {
                         if touch {
                             e.used.store(now, Ordering::Relaxed);
@@ -416,11 +416,8 @@ impl<'a> Table<'a> {
                         return Ok(Some(out));
                     }
                     // As hot_run's failed swap: read again.
-                } else {
-                    first = Some((snap, same_gen));
                 }
-            } else {
-                first = Some((snap, same_gen));
+                None => first = Some((snap, same_gen)),
             }
         }
         macro_rules! per_algorithm {

@@ -903,8 +903,8 @@ impl<'a> Table<'a> {
                 true,
                 // A TAILDROP pipe: no setpoint to set.
                 #[inline(always)]
-                |alg, snap| {
-                    self.taildrop_in_window(alg, snap, now, limit)
+                |snap| {
+                    self.taildrop_in_window(snap, now, limit)
                         .map(|(h, v)| (h, (v, false)))
                 },
                 #[inline(always)]

@@ -19,7 +19,7 @@ use super::super::word::Entry;
 use super::super::Table;
 use super::{full_index, Snap, COUNT, FROZEN, IDX_MASK, IDX_SHIFT, OPEN};
 use crate::window::same_window;
-use crate::{Algorithm, Error, Taildrop, Verdict};
+use crate::{Error, Taildrop, Verdict};
 
 impl Table<'_> {
     /// pipelimit's check of hot entry `e` (of generation `gen`, read even
@@ -38,32 +38,27 @@ impl Table<'_> {
             now,
             true,
             #[inline(always)]
-            |alg, snap| self.taildrop_in_window(alg, snap, now, 0),
+            |snap| self.taildrop_in_window(snap, now, 0),
             #[inline(always)]
             |c: &mut Cell| c.limiter.check(now, &self.shared()),
         )
     }
 
-    /// The one-swap case (module docs) on `snap`, an entry of algorithm
-    /// `alg`: the new `H` and the verdict, or `None` if it does not hold.
-    /// `limit`: as [`Table::check_or_create`]'s, which replaces a limit
-    /// above 0: the case holds only if that changes nothing (0 for a
-    /// plain check).
+    /// The one-swap case (module docs) on `snap`, a TAILDROP entry's
+    /// words ([`Table::hot_update_fast`] asks only for those): the new `H`
+    /// and the verdict, or `None` if it does not hold. `limit`: as
+    /// [`Table::check_or_create`]'s, which replaces a limit above 0: the
+    /// case holds only if that changes nothing (0 for a plain check).
     #[inline(always)]
     pub(crate) fn taildrop_in_window(
         &self,
-        alg: Algorithm,
         snap: &Snap,
         now: u64,
         limit: i64,
     ) -> Option<(u64, Verdict)> {
         let (cfg, h, iv) = (snap.cfg, snap.h, snap.iv);
         let stored = (cfg >> 32) as u32;
-        if alg != Algorithm::Taildrop
-            || (limit > 0 && limit != i64::from(stored))
-            || h & (OPEN | FROZEN) != OPEN
-            || iv == 0
-        {
+        if (limit > 0 && limit != i64::from(stored)) || h & (OPEN | FROZEN) != OPEN || iv == 0 {
             return None;
         }
         // The window `H` holds, as Snap::words finds its start.
