@@ -35,13 +35,11 @@ HZ=$(getconf CLK_TCK)
 [ -f "$MODULE_SO" ] || { echo "no $MODULE_SO: run kamailio/build.sh first" >&2; exit 1; }
 
 KAM_PID=""; KAM_KIDS=""; SIPP_PID=""
+. "$HERE/procs.sh"
 kam_stop() {
     [ -n "$KAM_PID" ] || return 0
-    kill -TERM "$KAM_PID" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$KAM_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$KAM_PID" 2>/dev/null || true
-    wait "$KAM_PID" 2>/dev/null || true
-    for p in $KAM_KIDS; do kill -KILL "$p" 2>/dev/null || true; done
+    # shellcheck disable=SC2086 # one word per child pid
+    stop_kamailio "$KAM_PID" $KAM_KIDS
     KAM_PID=""; KAM_KIDS=""
 }
 cleanup() {

@@ -67,16 +67,11 @@ fail() { printf 'FAIL  %s\n' "$*"; FAILED=1; exit 1; }
 
 # ---- processes: every one we start is recorded and stopped -----------------
 KAM_PID=""; KAM_KIDS=""; SIPP_PID=""; UAS_PID=""; UAC1_PID=""; UAC2_PID=""; KAM_LOG=""; POLICY_ADDED=0
+. "$HERE/procs.sh"
 kam_stop() {
     [ -n "$KAM_PID" ] || return 0
-    if kill -0 "$KAM_PID" 2>/dev/null; then
-        kill -TERM "$KAM_PID" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$KAM_PID" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$KAM_PID" 2>/dev/null || true
-    fi
-    wait "$KAM_PID" 2>/dev/null || true
-    # Kamailio's children die with their parent; make sure, by pid.
-    for p in $KAM_KIDS; do kill -KILL "$p" 2>/dev/null || true; done
+    # shellcheck disable=SC2086 # one word per child pid
+    stop_kamailio "$KAM_PID" $KAM_KIDS
     KAM_PID=""; KAM_KIDS=""
 }
 cleanup() {

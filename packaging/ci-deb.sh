@@ -44,14 +44,11 @@ KAM_PID=""; KAM_KIDS=""; SIPP_PID=""; INSTALLED=0
 
 installed_pkgs() { local p; for p in "${PKGS[@]}"; do dpkg-query -W -f '${db:Status-Abbrev}' "$p" 2>/dev/null | grep -q '^.i' && printf '%s ' "$p"; done; true; }
 purge() { DEBIAN_FRONTEND=noninteractive apt-get purge -y -qq "$@" >"$WORK/purge.log" 2>&1 || { cat "$WORK/purge.log" >&2; return 1; }; }
+. "$ROOT/kamailio/procs.sh"
 kam_stop() {
     [ -n "$KAM_PID" ] || return 0
-    kill -TERM "$KAM_PID" 2>/dev/null || true
-    for _ in $(seq 50); do kill -0 "$KAM_PID" 2>/dev/null || break; sleep 0.1; done
-    kill -KILL "$KAM_PID" 2>/dev/null || true
-    wait "$KAM_PID" 2>/dev/null || true
-    # Kamailio's children end with it; make sure, by pid.
-    local k; for k in $KAM_KIDS; do kill -KILL "$k" 2>/dev/null || true; done
+    # shellcheck disable=SC2086 # one word per child pid
+    stop_kamailio "$KAM_PID" $KAM_KIDS
     KAM_PID=""; KAM_KIDS=""
 }
 cleanup() {

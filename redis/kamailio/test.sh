@@ -76,21 +76,12 @@ check() { local msg=$1; shift; if "$@"; then ok "$msg"; else fail "$msg"; fi; }
 # ---- processes: every one we start is recorded and stopped -----------------
 declare -A KPID=() KKIDS=() SPID=()
 REDIS_PID=""
-stop_pid() {      # PID: TERM, up to 5 s, then KILL; reaps it
-    local p=$1
-    if kill -0 "$p" 2>/dev/null; then
-        kill -CONT "$p" 2>/dev/null || true
-        kill -TERM "$p" 2>/dev/null || true
-        for _ in $(seq 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$p" 2>/dev/null || true
-    fi
-    wait "$p" 2>/dev/null || true
-}
+. "$ROOT/kamailio/procs.sh"
 kam_stop() {      # NAME
-    local n=$1 p
+    local n=$1
     [ -n "${KPID[$n]:-}" ] || return 0
-    stop_pid "${KPID[$n]}"
-    for p in ${KKIDS[$n]:-}; do kill -KILL "$p" 2>/dev/null || true; done
+    # shellcheck disable=SC2086 # one word per child pid
+    stop_kamailio "${KPID[$n]}" ${KKIDS[$n]:-}
     KPID[$n]=""; KKIDS[$n]=""
 }
 redis_stop() {
