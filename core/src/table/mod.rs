@@ -892,9 +892,6 @@ impl<'a> Table<'a> {
             }
             _ => None,
         };
-        let shared = self.shared();
-        let run =
-            |l: &mut Limiter, created: bool| check_with_limit(l, created, limit, now, &shared);
         let hot = match self.hot_entry(&k) {
             Some((e, gen)) => self.hot_update_fast::<_, false>(
                 e,
@@ -908,23 +905,13 @@ impl<'a> Table<'a> {
                         .map(|(h, v)| (h, (v, false)))
                 },
                 #[inline(always)]
-                |c| check_with_limit(&mut c.limiter, false, limit, now, &shared),
+                |c| check_with_limit(&mut c.limiter, false, limit, now, &self.shared()),
             )?,
             None => None,
         };
         let (verdict, feedback) = match hot {
             Some(out) => out,
-            None => {
-                let (g, created) = self.find_or_insert(&k, now, || {
-                    let l = Limiter::new(algorithm, limit, self.window)?;
-                    if matches!(l, Limiter::Slots(_)) {
-                        // A SLOTS pipe cannot be checked: fail before creating it.
-                        return Err(Error::WrongAlgorithm);
-                    }
-                    Ok(Cell::new(l))
-                })?;
-                self.update_rate(g, now, |l| run(l, created))?
-            }
+            None => self.check_or_create_locked(&k, algorithm, limit, now)?,
         };
         if !feedback {
             return Ok(verdict);
@@ -943,6 +930,32 @@ impl<'a> Table<'a> {
             None => {}
         }
         Ok(verdict)
+    }
+
+    /// The locked path of [`Table::check_or_create`]: a new key, an entry
+    /// that is not hot, or one the hot path found changing. Out of line,
+    /// so that the hot path neither sets up nor saves what this one needs.
+    /// The verdict, and whether the pipe is a FEEDBACK one.
+    #[inline(never)]
+    fn check_or_create_locked(
+        &self,
+        k: &Key<'_>,
+        algorithm: Algorithm,
+        limit: i64,
+        now: u64,
+    ) -> Result<(Verdict, bool), Error> {
+        let shared = self.shared();
+        let (g, created) = self.find_or_insert(k, now, || {
+            let l = Limiter::new(algorithm, limit, self.window)?;
+            if matches!(l, Limiter::Slots(_)) {
+                // A SLOTS pipe cannot be checked: fail before creating it.
+                return Err(Error::WrongAlgorithm);
+            }
+            Ok(Cell::new(l))
+        })?;
+        self.update_rate(g, now, |l| {
+            check_with_limit(l, created, limit, now, &shared)
+        })
     }
 
     /// pipelimit `pl_active(name)`: whether a pipe with this key exists.
