@@ -265,17 +265,27 @@ static int fgm_verdict(fg_result r, const str *name)
 
 /* ---- pl_check, pl_active --------------------------------------------------- */
 
+/* The table key of pipe `pipeid` (see fgm_key), or -1, logged, when the
+ * module is not ready or the id is empty. */
+static int fgm_pipe_key(
+		const str *pipeid, char *buf, const uint8_t **key, size_t *len)
+{
+	if(!fgm_ready || pipeid == NULL || pipeid->s == NULL || pipeid->len <= 0) {
+		LM_ERR("invalid pipe id\n");
+		return -1;
+	}
+	fgm_key(pipeid, buf, key, len);
+	return 0;
+}
+
 static int ki_pl_check(sip_msg_t *msg, str *pipeid)
 {
 	char buf[FG_MAX_KEY_LEN];
 	const uint8_t *k;
 	size_t kl;
 
-	if(!fgm_ready || pipeid == NULL || pipeid->s == NULL || pipeid->len <= 0) {
-		LM_ERR("invalid pipe id\n");
+	if(fgm_pipe_key(pipeid, buf, &k, &kl) < 0)
 		return -1;
-	}
-	fgm_key(pipeid, buf, &k, &kl);
 	return fgm_verdict(fg_check(&fgm_table, k, kl, fg_now_ns()), pipeid);
 }
 
@@ -289,15 +299,12 @@ static int ki_pl_check_limit(sip_msg_t *msg, str *pipeid, str *alg, int limit)
 	fg_result r;
 	uint64_t now = fg_now_ns();
 
-	if(!fgm_ready || pipeid == NULL || pipeid->s == NULL || pipeid->len <= 0) {
-		LM_ERR("invalid pipe id\n");
+	if(fgm_pipe_key(pipeid, buf, &k, &kl) < 0)
 		return -1;
-	}
 	if(limit < 0) {
 		LM_ERR("invalid limit value: %d\n", limit);
 		return -1;
 	}
-	fgm_key(pipeid, buf, &k, &kl);
 	if(alg == NULL || alg->s == NULL
 			|| fg_algorithm_from_name(alg->s, (size_t)alg->len, &algo) != FG_OK) {
 		/* pipelimit ignores the algorithm of an existing pipe, and fails
@@ -324,11 +331,8 @@ static int ki_pl_active(sip_msg_t *msg, str *pipeid)
 	const uint8_t *k;
 	size_t kl;
 
-	if(!fgm_ready || pipeid == NULL || pipeid->s == NULL || pipeid->len <= 0) {
-		LM_ERR("invalid pipe id\n");
+	if(fgm_pipe_key(pipeid, buf, &k, &kl) < 0)
 		return -1;
-	}
-	fgm_key(pipeid, buf, &k, &kl);
 	return fg_active(&fgm_table, k, kl) == FG_OK ? 1 : -1;
 }
 
