@@ -4,15 +4,17 @@
 //! of hot entries (lock-free) never wait at all.
 //!
 //! * Lock words forged to name live pids (1, and this test's parent): checks
-//!   and reads of those (hot) entries and listings go on with exact counts;
-//!   what changes an entry itself (another algorithm, removal) and the
-//!   operations of a locked kind (SLOTS) return `Busy`; other keys and
-//!   other inserts go on; a forged insert lock stops inserts only.
+//!   and reads of those (hot) entries, slot acquires and releases of a hot
+//!   SLOTS entry, and listings go on with exact counts; what changes an
+//!   entry itself (another algorithm, removal) and the operations of a
+//!   locked kind (SLOTS with leases) return `Busy`; other keys and other
+//!   inserts go on; a forged insert lock stops inserts only.
 //! * A real child stopped with `SIGSTOP` in the middle of an insert (holding
-//!   the insert lock and a free entry's lock) or of a slot acquire (holding
-//!   its entry's lock): checks on existing keys and listings go on, exact;
-//!   inserts (while it holds the insert lock) and that entry's operations
-//!   are `Busy`; once it runs again every count is exact.
+//!   the insert lock and a free entry's lock) or of a lease acquire or
+//!   release (holding its entry's lock): checks, slot acquires and releases
+//!   on existing hot keys and listings go on, exact; inserts (while it
+//!   holds the insert lock) and that entry's operations are `Busy`; once it
+//!   runs again every count is exact.
 //!
 //! Nothing here asserts a duration: a watchdog ends the test binary if it
 //! hangs, and the time each `Busy` took is printed.
@@ -24,7 +26,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering::SeqCst};
 use std::time::{Duration, Instant};
 
 use common::{map_again, now_ns, pid_owner, Children, Ended, SharedMem, ShmFile, Watchdog};
-use floodgate::table::{entries_word, Config, Table, ENTRY_WORDS};
+use floodgate::table::{entries_word, Config, LeaseRelease, LeaseVerdict, Table, ENTRY_WORDS};
 use floodgate::{Algorithm, Error, Verdict};
 
 /// Each test, by a watchdog; waits give up 10 s before.
@@ -125,15 +127,35 @@ fn lock_words_naming_live_pids_are_busy_and_stop_nobody_else() {
         assert_eq!(t.remove(k), Err(Error::Busy));
         assert_eq!(t.active(k), Ok(true));
     }
-    // A locked kind (SLOTS) stuck the same way: its operations are Busy.
+    // A hot SLOTS entry (no lease) stuck the same way: acquire, release
+    // and usage take no lock.
     assert_eq!(
-        t.acquire(b"slots", 2, 1),
+        t.acquire(b"hslots", 2, 1),
         Ok(floodgate::SlotVerdict::Acquired)
     );
+    let hslots_word = lock_word(&file, &t, b"hslots");
+    let hslots_saved = forge(hslots_word, 1);
+    assert_eq!(
+        timed("acquire on a stuck hot SLOTS entry: no wait", || t
+            .acquire(b"hslots", 2, 1)),
+        Ok(floodgate::SlotVerdict::Acquired)
+    );
+    assert_eq!(
+        t.acquire(b"hslots", 2, 1),
+        Ok(floodgate::SlotVerdict::Refused)
+    );
+    assert_eq!(t.release(b"hslots", 1), Ok(floodgate::Release::Released));
+    assert_eq!(t.usage(b"hslots", 1), Ok(1));
+    // A locked kind (SLOTS with a lease) stuck the same way: its
+    // operations are Busy.
+    assert!(matches!(
+        t.lease_acquire(b"slots", 2, None, 1),
+        Ok(floodgate::table::LeaseVerdict::Acquired(_))
+    ));
     let slots_word = lock_word(&file, &t, b"slots");
     let slots_saved = forge(slots_word, 1);
     assert_eq!(
-        timed("acquire on a stuck SLOTS entry: Busy", || t
+        timed("acquire on a stuck SLOTS entry with a lease: Busy", || t
             .acquire(b"slots", 2, 1)),
         Err(Error::Busy)
     );
@@ -148,21 +170,23 @@ fn lock_words_naming_live_pids_are_busy_and_stop_nobody_else() {
     assert_eq!(t.check(b"new", 1), Ok(Verdict::Drop));
     assert_eq!(
         timed(
-            "listing with two stuck hot entries and a stuck SLOTS",
+            "listing with three stuck hot entries and a stuck SLOTS",
             || { keys(&t) }
         ),
-        [&b"free"[..], b"init", b"new", b"parent"],
-        "hot entries are listed without their lock; the SLOTS entry is left out"
+        [&b"free"[..], b"hslots", b"init", b"new", b"parent"],
+        "hot entries are listed without their lock; the locked SLOTS entry is left out"
     );
-    assert_eq!(t.len(), 5);
+    assert_eq!(t.len(), 6);
     assert_eq!(
         t.clean_unused(1, u64::MAX),
         2,
         "the stuck ones are left alone"
     );
-    assert_eq!(t.len(), 3);
+    assert_eq!(t.len(), 4);
     slots_word.store(slots_saved, SeqCst);
+    hslots_word.store(hslots_saved, SeqCst);
     assert_eq!(t.usage(b"slots", 2), Ok(1), "the Busy acquire took nothing");
+    assert_eq!(t.usage(b"hslots", 2), Ok(1));
 
     // A forged insert lock stops inserts only.
     let ins = file.word(INSERT_LOCK);
@@ -206,8 +230,8 @@ fn lock_words_naming_live_pids_are_busy_and_stop_nobody_else() {
 #[derive(Default)]
 #[repr(C)]
 struct Shared {
-    /// Rounds done (each: a check of "hot", a slot acquired and released,
-    /// a key inserted and removed).
+    /// Rounds done (each: a check of "hot", a slot of "hslot" and a lease
+    /// of "slot" acquired and released, a key inserted and removed).
     rounds: AtomicU64,
     /// 1 once the child is about to start.
     started: AtomicU64,
@@ -235,7 +259,8 @@ const E_ATTACH: i32 = 11;
 const E_ERROR: i32 = 12;
 
 /// The child: checks "hot" (a NOP pipe: all pass), takes and gives back a
-/// slot of "slot" (SLOTS, a locked kind), inserts and removes one of 8
+/// slot of "hslot" (hot SLOTS) and a lease of "slot" (SLOTS with leases,
+/// a locked kind), inserts and removes one of 8
 /// keys of its own, over and over until the parent says quit. The parent
 /// holds no lock for long: no Busy for the child.
 fn child(file: &ShmFile, sh: &Shared) -> i32 {
@@ -251,9 +276,16 @@ fn child(file: &ShmFile, sh: &Shared) -> i32 {
             break;
         }
         let key = child_key(i);
+        let lease = || match t.lease_acquire(b"slot", 1_000_000, None, now_ns()) {
+            Ok(LeaseVerdict::Acquired(l)) => {
+                t.lease_release(l, now_ns()) == Ok(LeaseRelease::Released)
+            }
+            _ => false,
+        };
         let ok = t.check(b"hot", now_ns()) == Ok(Verdict::PassNop)
-            && t.acquire(b"slot", 1_000_000, now_ns()) == Ok(floodgate::SlotVerdict::Acquired)
-            && t.release(b"slot", now_ns()) == Ok(floodgate::Release::Released)
+            && t.acquire(b"hslot", 1_000_000, now_ns()) == Ok(floodgate::SlotVerdict::Acquired)
+            && lease()
+            && t.release(b"hslot", now_ns()) == Ok(floodgate::Release::Released)
             && t.check_or_create(&key, Algorithm::Taildrop, 9, now_ns())
                 .is_ok()
             && t.remove(&key) == Ok(());
@@ -318,11 +350,16 @@ fn a_holder_stopped_by_sigstop_stops_only_what_needs_its_lock() {
         t.check_or_create(b"cold", Algorithm::Taildrop, 2, 0),
         Ok(Verdict::Pass)
     );
+    assert!(matches!(
+        t.lease_acquire(b"slot", 1_000_000, None, 0),
+        Ok(LeaseVerdict::Acquired(_))
+    ));
+    assert_eq!(t.release_lease_of(b"slot", 0), Ok(LeaseRelease::Released));
     assert_eq!(
-        t.acquire(b"slot", 1_000_000, 0),
+        t.acquire(b"hslot", 1_000_000, 0),
         Ok(floodgate::SlotVerdict::Acquired)
     );
-    assert_eq!(t.release(b"slot", 0), Ok(floodgate::Release::Released));
+    assert_eq!(t.release(b"hslot", 0), Ok(floodgate::Release::Released));
     let slot = lock_word(&file, &t, b"slot");
     let ins = file.word(INSERT_LOCK);
     // SAFETY: `Shared` is made of atomics only.
@@ -357,12 +394,27 @@ fn a_holder_stopped_by_sigstop_stops_only_what_needs_its_lock() {
     }
     assert_eq!(t.check(b"cold", now_ns()), Ok(Verdict::Pass));
     assert_eq!(t.check(b"cold", now_ns()), Ok(Verdict::Drop));
+    assert_eq!(
+        timed(
+            "slot acquire on an existing hot key during the stopped insert",
+            || t.acquire(b"hslot", 1_000_000, now_ns())
+        ),
+        Ok(floodgate::SlotVerdict::Acquired)
+    );
+    assert_eq!(
+        t.release(b"hslot", now_ns()),
+        Ok(floodgate::Release::Released)
+    );
     let listed = timed("listing during the stopped insert", || keys(&t));
     // The child may be stopped after its key is in (or before it is out):
     // a complete hot entry is listed without its lock, so at most one of
     // the child's own keys may show up besides the parent's three.
     let (its, ours): (Vec<_>, Vec<_>) = listed.iter().partition(|k| is_childs(k));
-    assert_eq!(ours, [&b"cold"[..], b"hot", b"slot"], "{listed:?}");
+    assert_eq!(
+        ours,
+        [&b"cold"[..], b"hot", b"hslot", b"slot"],
+        "{listed:?}"
+    );
     assert!(its.len() <= 1, "{listed:?}");
     assert_eq!(
         timed("another insert during the stopped insert: Busy", || {
@@ -375,8 +427,9 @@ fn a_holder_stopped_by_sigstop_stops_only_what_needs_its_lock() {
     resume(pid);
     eprintln!("caught the child inserting after {stops} stop(s)");
 
-    // 2. Stopped in the middle of a slot acquire or release: it holds the
-    //    SLOTS entry's lock.
+    // 2. Stopped in the middle of a lease acquire or release: it holds the
+    //    SLOTS entry's lock (hot slot calls take none, so it is never
+    //    caught holding "hslot").
     let stops = catch(pid, deadline, || mine(slot) && !mine(ins));
     assert_eq!(
         timed("acquire on the stopped holder's SLOTS entry: Busy", || t
@@ -386,6 +439,14 @@ fn a_holder_stopped_by_sigstop_stops_only_what_needs_its_lock() {
     assert_eq!(t.usage(b"slot", now_ns()), Err(Error::Busy));
     assert_eq!(t.check(b"hot", now_ns()), Ok(Verdict::PassNop));
     parent_checks += 1;
+    assert_eq!(
+        t.acquire(b"hslot", 1_000_000, now_ns()),
+        Ok(floodgate::SlotVerdict::Acquired)
+    );
+    assert_eq!(
+        t.release(b"hslot", now_ns()),
+        Ok(floodgate::Release::Released)
+    );
     assert_eq!(
         t.check_or_create(b"new", Algorithm::Taildrop, 1, now_ns()),
         Ok(Verdict::Pass),
@@ -416,5 +477,6 @@ fn a_holder_stopped_by_sigstop_stops_only_what_needs_its_lock() {
         Ok(0),
         "the Busy calls took no slot"
     );
-    assert_eq!(keys(&t), [&b"cold"[..], b"hot", b"new", b"slot"]);
+    assert_eq!(t.usage(b"hslot", now_ns()), Ok(0), "every slot given back");
+    assert_eq!(keys(&t), [&b"cold"[..], b"hot", b"hslot", b"new", b"slot"]);
 }

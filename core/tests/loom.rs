@@ -239,6 +239,41 @@ fn acquire_racing_acquire_never_exceeds_max() {
     assert_eq!(seen, set(&["a acquired", "b acquired"]));
 }
 
+/// A hot SLOTS entry made a locked one by its first lease while an acquire
+/// without the lock races it (`hot/convert.rs`): one slot left, exactly
+/// one of the two takes it, whichever way the acquire's swap falls
+/// against the freeze, and the counts are whole afterwards.
+#[test]
+fn lease_conversion_racing_acquire() {
+    let seen = model("lease_conversion_racing_acquire", Some(2), || {
+        let t = table(1, 1);
+        assert_eq!(t.acquire(b"k", 2, 0), Ok(SlotVerdict::Acquired));
+        let a = thread::spawn(move || t.lease_acquire(b"k", 2, None, 0));
+        let b = thread::spawn(move || t.acquire(b"k", 2, 0));
+        let leased = a.join().unwrap();
+        let acquired = b.join().unwrap();
+        assert_eq!(t.usage(b"k", 0), Ok(2));
+        let outcome = match (leased, acquired) {
+            (Ok(LeaseVerdict::Acquired(l)), Ok(SlotVerdict::Refused)) => {
+                // The plain slot is given back; the lease's is not.
+                assert_eq!(t.release(b"k", 0), Ok(Release::Released));
+                assert_eq!(t.release(b"k", 0), Ok(Release::Unmatched));
+                assert_eq!(t.lease_release(l, 0), Ok(LeaseRelease::Released));
+                "lease first"
+            }
+            (Ok(LeaseVerdict::Refused), Ok(SlotVerdict::Acquired)) => {
+                assert_eq!(t.release(b"k", 0), Ok(Release::Released));
+                assert_eq!(t.release(b"k", 0), Ok(Release::Released));
+                "acquire first"
+            }
+            other => panic!("one slot left gave {other:?}"),
+        };
+        assert_eq!(t.usage(b"k", 0), Ok(0));
+        outcome
+    });
+    assert_eq!(seen, set(&["acquire first", "lease first"]));
+}
+
 /// Keys of 64 bytes that differ in every 4-byte word. The check on `OLD`
 /// compares the key words without the lock while the insert may be
 /// rewriting them (then re-checks under the lock); loom tries every value

@@ -501,9 +501,17 @@ fn a_lock_held_by_a_live_process_is_fg_e_busy_and_changes_nothing() {
             fg_check_create(&t, k.as_ptr(), 1, FG_ALGO_TAILDROP, 5, 0),
             fg_result::FG_PASS
         );
+        // A SLOTS entry with a lease (counted under its lock), and one
+        // without (hot).
         let s = b"s";
+        let mut lease = 0u64;
         assert_eq!(
-            fg_slot_acquire(&t, s.as_ptr(), 1, 3, 0),
+            fg_lease_acquire(&t, s.as_ptr(), 1, 3, 0, 0, &mut lease),
+            fg_result::FG_ACQUIRED
+        );
+        let h = b"h";
+        assert_eq!(
+            fg_slot_acquire(&t, h.as_ptr(), 1, 3, 0),
             fg_result::FG_ACQUIRED
         );
         let word = |i: usize| &*base.cast::<AtomicU32>().add(i);
@@ -522,8 +530,20 @@ fn a_lock_held_by_a_live_process_is_fg_e_busy_and_changes_nothing() {
         let mut e = core::mem::zeroed::<fg_entry>();
         assert_eq!(fg_get(&t, k.as_ptr(), 1, 1, &mut e), fg_result::FG_OK);
         assert_eq!(e.counter, 2);
-        // The SLOTS entry (a locked kind) and removals need the lock.
+        // So is the SLOTS entry without a lease: acquires and usage go on.
+        assert_eq!(
+            fg_slot_acquire(&t, h.as_ptr(), 1, 3, 1),
+            fg_result::FG_ACQUIRED
+        );
         let mut usage = 77u32;
+        assert_eq!(
+            fg_slot_usage(&t, h.as_ptr(), 1, 1, &mut usage),
+            fg_result::FG_OK
+        );
+        assert_eq!(usage, 2);
+        // The SLOTS entry with a lease (a locked kind) and removals need
+        // the lock.
+        usage = 77;
         assert_eq!(
             fg_slot_usage(&t, s.as_ptr(), 1, 1, &mut usage),
             fg_result::FG_E_BUSY
@@ -540,8 +560,8 @@ fn a_lock_held_by_a_live_process_is_fg_e_busy_and_changes_nothing() {
             fg_result::FG_OK
         );
         assert_eq!(
-            listed, 1,
-            "the hot pipe is listed, the stuck SLOTS left out"
+            listed, 2,
+            "the hot pipe and hot SLOTS are listed, the stuck SLOTS left out"
         );
         let mut removed = 99usize;
         assert_eq!(

@@ -138,9 +138,12 @@ impl Table<'_> {
         }
         let mut cells = [None::<Cell>; MAX_MEMBERS];
         let mut due = [false; MAX_MEMBERS];
-        // Every member must be SLOTS before anything is planned.
+        // Every member must be SLOTS before anything is planned; a hot
+        // one becomes a locked one (a hub is counted under its locks).
         for i in 0..n {
-            let g = guards[i].as_ref().ok_or(Error::InvalidGroup)?;
+            let g = guards[i].as_mut().ok_or(Error::InvalidGroup)?;
+            self.hot_to_locked(g)?;
+            let g = &*g;
             let w = g.read();
             if g.hot() || w[0] & 0xf != Algorithm::Slots as u32 {
                 // Another algorithm (or a corrupt word, which decode names).

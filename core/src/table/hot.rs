@@ -1,8 +1,10 @@
 //! The lock-free hot path: checks on window pipes aligned to an epoch
 //! (TAILDROP, RED, REDP, SLIDING, FEEDBACK, NETWORK, NOP, aligned interval
-//! limits) and GCRA take no lock; one compare-and-swap of one 64-bit word
-//! commits a check. Only the first window of a pipe, and a roll of
-//! 2^15 windows or more, take the entry lock.
+//! limits) and GCRA, and slot acquires, releases and usage of SLOTS entries
+//! without leases, take no lock; one compare-and-swap of one 64-bit word
+//! commits one. Only the first window of a pipe, and a roll of 2^15
+//! windows or more, take the entry lock; a SLOTS entry's first lease or
+//! hub balance makes it a locked entry (`hot/convert.rs`).
 //!
 //! # The words
 //! A hot entry keeps its state in 64-bit words of its state area (it has
@@ -25,7 +27,12 @@
 //! open holds no state: bit 0 set marks the entry **dead** (being removed,
 //! evicted or replaced: a caller that sees it takes the locked path, which
 //! waits for the remover or finishes its work). GCRA: `H` = the TAT, which
-//! stops at `u64::MAX - 1`; `u64::MAX` is dead.
+//! stops at `u64::MAX - 1`; `u64::MAX` is dead. SLOTS: `H` = 15 bits of
+//! the generation | frozen bit 48 (a conversion under way) | unmatched
+//! releases (bits 32-47) | open bit 31, always set while hot | usage (31
+//! bits); `S_CFG` holds the max, `S_IV` the codec's "no lease expiry".
+//! Counts that would not fit make the entry a locked one instead of
+//! saturating (`hot/convert.rs`).
 //!
 //! # A check
 //! Read the generation (even), compare the key, load `H` (acquire) and
@@ -81,6 +88,7 @@
 //! * Where the target has no 64-bit atomics (thumbv7em) nothing is hot:
 //!   every operation takes the entry's lock, as all did before layout 3.
 
+mod convert;
 mod fast;
 mod roll;
 
@@ -89,7 +97,7 @@ use super::layout::*;
 use super::lock::{fence_acquire, Ordering};
 use super::word::{Entry, HOT};
 use super::Table;
-use crate::{Algorithm, Anchor, Error, Limiter};
+use crate::{Algorithm, Anchor, Error, Limiter, Slots};
 
 /// Codec words 0 (algorithm, flags) and 1 (limit).
 pub(crate) const S_CFG: usize = 0;
@@ -109,6 +117,8 @@ const S_UNDO: [usize; 3] = [6, 7, 8];
 
 const OPEN: u64 = 1 << 31;
 const COUNT: u64 = OPEN - 1;
+/// A SLOTS `H`'s unmatched releases (bits 32-47), at most this many.
+const UNMATCHED: u64 = 0xffff;
 /// A window pipe's `H`: the low 16 bits of its window index (bits 32-47).
 const IDX_SHIFT: u32 = 32;
 const IDX_MASK: u64 = 0xffff;
@@ -128,11 +138,12 @@ const RETRIES: u32 = 1 << 16;
 /// Codec word 0's anchor and open bits, which `S_CFG` does not keep.
 const WINDOW_BITS: u32 = 0x30;
 
-/// Whether a cell is kept hot: GCRA, and pipes with aligned windows, on a
-/// target with 64-bit atomics.
+/// Whether a cell is kept hot: GCRA, pipes with aligned windows, and
+/// SLOTS without leases whose counts fit in `H`, on a target with 64-bit
+/// atomics.
 pub(crate) fn is_hot(cell: &Cell) -> bool {
     HOT && match &cell.limiter {
-        Limiter::Slots(_) => false,
+        Limiter::Slots(s) => slots_word(s, cell.leased, cell.next_expiry).is_some(),
         Limiter::Gcra(_) => true,
         l => l
             .window_counter()
@@ -144,13 +155,33 @@ fn is_gcra(cfg: u64) -> bool {
     cfg as u32 & 0xf == Algorithm::Gcra as u32
 }
 
-/// The `H` of a new entry of generation `gen`: no state yet.
+pub(crate) fn is_slots(cfg: u64) -> bool {
+    cfg as u32 & 0xf == Algorithm::Slots as u32
+}
+
+/// A SLOTS `H`'s state bits (generation aside) for these counts, if they
+/// fit and no lease is held (`leased`, `next_expiry`: the cell's).
+fn slots_word(s: &Slots, leased: u32, next_expiry: u64) -> Option<u64> {
+    (leased == 0
+        && next_expiry == u64::MAX
+        && u64::from(s.usage) <= COUNT
+        && u64::from(s.unmatched) <= UNMATCHED)
+        .then(|| (u64::from(s.unmatched) << IDX_SHIFT) | OPEN | u64::from(s.usage))
+}
+
+/// The `H` of a new entry of generation `gen`: no state yet (a SLOTS
+/// entry: no slot held).
 pub(crate) fn fresh(cfg: u64, gen: u32) -> u64 {
     if is_gcra(cfg) {
         0
     } else {
         // The generation moves by 4 per life of an entry (word::gen_begin).
-        (u64::from(gen >> 2) << GEN_SHIFT) & GEN_BITS
+        let g = (u64::from(gen >> 2) << GEN_SHIFT) & GEN_BITS;
+        if is_slots(cfg) {
+            g | OPEN
+        } else {
+            g
+        }
     }
 }
 
@@ -279,16 +310,26 @@ impl Snap {
         self.cfg
     }
 
-    /// The codec's words for this state (`gcra`: whether the entry is a
-    /// GCRA, as its `S_CFG` says; a constant on the hot path).
+    /// The codec's words for this state (`alg`: the entry's algorithm, as
+    /// its `S_CFG` says; a constant on the hot path).
     #[inline(always)]
-    fn words(&self, gcra: bool, epoch: u64) -> ([u32; BUF_WORDS], Old) {
+    fn words(&self, alg: Algorithm, epoch: u64) -> ([u32; BUF_WORDS], Old) {
+        let gcra = alg == Algorithm::Gcra;
         let mut w = [0u32; BUF_WORDS];
         (w[0], w[1]) = split(self.cfg);
         w[0] &= !WINDOW_BITS;
         (w[2], w[3]) = split(self.iv);
         if gcra {
             w[8] = self.x as u32;
+        }
+        if alg == Algorithm::Slots {
+            // Usage and unmatched releases; no lease (`S_IV` holds the
+            // codec's "no expiry", words 2-3).
+            if has_state(false, self.h) {
+                w[6] = (self.h & COUNT) as u32;
+                w[7] = ((self.h >> IDX_SHIFT) & UNMATCHED) as u32;
+            }
+            return (w, Old { idx: None });
         }
         if !has_state(gcra, self.h) {
             return (w, Old { idx: None });
@@ -324,7 +365,8 @@ impl Snap {
 
     /// The limiter, changing nothing (listings, idleness).
     pub(crate) fn cell(&self, epoch: u64) -> Result<Cell, Error> {
-        let (w, _) = self.words(is_gcra(self.cfg), epoch);
+        let alg = Algorithm::from_u8((self.cfg & 0xf) as u8).ok_or(Error::Corrupt)?;
+        let (w, _) = self.words(alg, epoch);
         super::codec::decode(&w, epoch)
     }
 }
@@ -424,6 +466,7 @@ impl<'a> Table<'a> {
             ($($a:ident),*) => {
                 match alg {
                     $(x if x == Algorithm::$a as u32 => self.hot_run::<T, LOCKED>(e, gen, now, touch, Algorithm::$a, first, &mut f),)*
+                    x if x == Algorithm::Slots as u32 => self.hot_run::<T, LOCKED>(e, gen, now, touch, Algorithm::Slots, first, &mut f),
                     _ => Err(Error::Corrupt),
                 }
             };
@@ -450,6 +493,10 @@ impl<'a> Table<'a> {
             // holds (a new one takes a delete and an insert).
             let (dead, frozen) = if gcra {
                 (snap.h == GCRA_DEAD, false)
+            } else if alg == Algorithm::Slots {
+                // Not open: dead, or no longer hot (its lock holder made
+                // it a locked entry, whose buffer 0 holds 0 here).
+                (snap.h & OPEN == 0, snap.h & FROZEN != 0)
             } else {
                 (snap.h & (OPEN | DEAD) == DEAD, snap.h & FROZEN != 0)
             };
@@ -462,11 +509,23 @@ impl<'a> Table<'a> {
                 }
                 return Ok(None);
             }
-            let (before, old) = snap.words(gcra, self.epoch);
+            let (before, old) = snap.words(alg, self.epoch);
             let mut cell = decode_as(alg, &before, self.epoch)?;
             let out = f(&mut cell)?;
             let after = encode(&cell);
-            let (h, moved) = pack(gcra, &after, &before, &snap, old, self.epoch);
+            let (h, moved) = if alg == Algorithm::Slots {
+                let Limiter::Slots(s) = &cell.limiter else {
+                    return Err(Error::Corrupt);
+                };
+                // Counts that do not fit (or a lease, which only the
+                // locked path takes): the entry must become a locked one.
+                match slots_word(s, cell.leased, cell.next_expiry) {
+                    Some(state) => ((snap.h & GEN_BITS) | state, None),
+                    None => return Ok(None),
+                }
+            } else {
+                pack(gcra, &after, &before, &snap, old, self.epoch)
+            };
             match moved {
                 // A roll commits even when `H` comes out the same (a window
                 // a multiple of 2^16 windows on, with the same count).
@@ -549,7 +608,12 @@ impl<'a> Table<'a> {
         if !is_gcra(cfg) {
             e.s[S_X].store(0, Ordering::Relaxed);
         }
-        e.s[S_H].store(fresh(cfg, gen), Ordering::Release);
+        let mut h = fresh(cfg, gen);
+        if let Limiter::Slots(s) = &cell.limiter {
+            // is_hot(cell) held: the counts fit.
+            h = (h & GEN_BITS) | slots_word(s, cell.leased, cell.next_expiry).unwrap_or(OPEN);
+        }
+        e.s[S_H].store(h, Ordering::Release);
     }
 
     /// Swaps hot entry `e`'s `H` from `h` to dead: true if it was still `h`.
@@ -607,6 +671,14 @@ mod tests {
             assert!(is_dead(gc, dead(gc, 0)));
         }
         assert_ne!(fresh(td, 4), fresh(td, 8), "one life apart");
+        // A SLOTS entry starts open, with no slot held: never dead.
+        let sl = Algorithm::Slots as u64;
+        for gen in [0, 4, u32::MAX] {
+            let f = fresh(sl, gen);
+            assert!(has_state(false, f) && !is_dead(sl, f));
+            assert_eq!(f & !GEN_BITS, OPEN);
+            assert!(is_dead(sl, dead(sl, f)));
+        }
         // A live word becomes dead too.
         assert!(is_dead(td, dead(td, (7 << 32) | OPEN | 3)));
         assert!(is_dead(gc, dead(gc, 12_345)));

@@ -275,7 +275,7 @@ impl Table<'_> {
     ) -> Result<LeaseVerdict, Error> {
         let expires = expiry_of(hold_ns, now)?;
         let k = self.key(key)?;
-        let (g, _) = self.find_or_insert(&k, now, || {
+        let (mut g, _) = self.find_or_insert(&k, now, || {
             let s = Slots::new(max);
             // No record for the lease: fail before creating (or evicting) anything.
             if s.has_room() && !has_free_record(self) {
@@ -283,6 +283,9 @@ impl Table<'_> {
             }
             Ok(Cell::new(Limiter::Slots(s)))
         })?;
+        // Leases are counted under the lock: a hot entry becomes a locked
+        // one (another algorithm stays as it is, and is refused below).
+        self.hot_to_locked(&mut g)?;
         let (idx, gen) = (g.idx, g.gen());
         self.update(g, now, |c| {
             let Limiter::Slots(s) = &mut c.limiter else {
@@ -311,6 +314,8 @@ impl Table<'_> {
             || rec[L_GEN].load(Ordering::Relaxed) != lease.gen
             || rec[L_ENTRY_GEN].load(Ordering::Relaxed) != gen
             || meta_state(g.e[E_META].load(Ordering::Relaxed)) != STATE_USED
+            // A hot entry holds no lease (its first one made it locked).
+            || g.hot()
             // Expired by `now` but not reclaimed yet: as documented, a
             // release after expiry changes nothing (the next acquire,
             // release, usage or balance on the entry reclaims it).
@@ -335,6 +340,13 @@ impl Table<'_> {
     pub fn release_lease_of(&self, key: &[u8], now: u64) -> Result<LeaseRelease, Error> {
         let k = self.key(key)?;
         let g = self.find(&k)?;
+        if g.hot() {
+            // No lease: its first one would have made it a locked entry.
+            return self.update(g, now, |c| match c.limiter {
+                Limiter::Slots(_) => Ok(LeaseRelease::AlreadyReleased),
+                _ => Err(Error::WrongAlgorithm),
+            });
+        }
         let (owner, gen) = (g.idx as u32 + 1, g.gen());
         self.update(g, now, |c| {
             if !matches!(c.limiter, Limiter::Slots(_)) {
@@ -368,6 +380,7 @@ pub(crate) fn expiry_of(hold_ns: Option<u64>, now: u64) -> Result<u64, Error> {
 }
 
 /// Takes one leased slot on the locked SLOTS entry `idx` if it has room.
+#[inline(always)]
 pub(crate) fn lease_one(
     t: &Table<'_>,
     idx: usize,

@@ -269,7 +269,6 @@ fn lock_contended(word: &AtomicU32, owner: &Owner) -> Result<Held, Error> {
     }
 }
 
-/// Unlocks `word`, making buffer `active` (0 or 1) the committed one.
 /// An acquire fence (loom's under loom): loads before it are done before
 /// loads after it.
 pub(crate) fn fence_acquire() {
@@ -279,8 +278,19 @@ pub(crate) fn fence_acquire() {
     loom::sync::atomic::fence(Ordering::Acquire);
 }
 
+/// Unlocks `word`, making buffer `active` (0 or 1) the committed one.
 pub(crate) fn unlock(word: &AtomicU32, active: u32) {
     word.store((active & 1) << 31, Ordering::Release);
+}
+
+/// Makes buffer `active` (0 or 1) the committed one of `word`, which the
+/// caller holds and keeps holding: one release store of its own id with
+/// the new buffer bit. A holder killed after it leaves that buffer
+/// committed, as if it had unlocked; waiters see the word change
+/// (progress, see [Bounded waits](self#bounded-waits)).
+pub(crate) fn commit_held(word: &AtomicU32, active: u32) {
+    let held = word.load(Ordering::Relaxed) & OWNER_MASK;
+    word.store(held | ((active & 1) << 31), Ordering::Release);
 }
 
 /// The id holding `word`, 0 if none (for tests).

@@ -270,6 +270,42 @@ impl<'a> Table<'a> {
         }
     }
 
+    /// [`Table::try_hot`], except that an entry that is not hot comes back
+    /// locked from the same lookup ([`Hot::Locked`]); [`Hot::Look`]: no
+    /// entry, or the hot path declined or the entry changed: look again
+    /// under the lock.
+    #[inline(always)]
+    pub(crate) fn hot_or_lock<T>(
+        &self,
+        k: &Key,
+        now: u64,
+        f: impl FnMut(&mut super::codec::Cell) -> Result<T, Error>,
+    ) -> Result<Hot<'a, T>, Error> {
+        let Some(found) = self.find_unlocked(k) else {
+            return Ok(Hot::Look);
+        };
+        if found.meta & META_HOT != 0 {
+            let e = match self.entries.get(found.idx) {
+                Some(e) if found.gen & 1 == 0 => e,
+                _ => return Ok(Hot::Look),
+            };
+            return Ok(
+                match self.hot_update::<_, false>(e, found.gen, now, true, f)? {
+                    Some(v) => Hot::Done(v),
+                    None => Hot::Look,
+                },
+            );
+        }
+        let g = self.lock_idx(found.idx)?;
+        Ok(
+            if self.matches(found.idx, k, g.e[E_META].load(Ordering::Relaxed)) {
+                Hot::Locked(g)
+            } else {
+                Hot::Look
+            },
+        )
+    }
+
     /// `k`'s entry and its generation, if the entry is hot and no insert
     /// or delete of it is under way (an odd generation, or one killed:
     /// the locked path waits for it, or finishes it).
@@ -328,6 +364,16 @@ impl<'a> Table<'a> {
             // Removed or replaced between the probe and the lock: again.
         }
     }
+}
+
+/// What [`Table::hot_or_lock`] did.
+pub(crate) enum Hot<'a, T> {
+    /// The hot path ran: its result.
+    Done(T),
+    /// The entry is not hot: here it is, locked.
+    Locked(Guard<'a>),
+    /// Nothing done: look the key up again under the lock.
+    Look,
 }
 
 /// An entry [`Table::find_unlocked`] found.

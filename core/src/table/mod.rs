@@ -62,10 +62,11 @@
 //! # Concurrency
 //! Any number of threads and processes may call at once. No OS lock is used.
 //!
-//! **Hot entries, no lock.** GCRA pipes and pipes whose windows are aligned
+//! **Hot entries, no lock.** GCRA pipes, pipes whose windows are aligned
 //! to an epoch (TAILDROP, RED, REDP, SLIDING, FEEDBACK, NETWORK, NOP, and
-//! interval limits anchored to the epoch) are *hot* (where the target has
-//! 64-bit atomics): a check, a read, a new limit or a reset is one
+//! interval limits anchored to the epoch) and SLOTS entries without leases
+//! are *hot* (where the target has 64-bit atomics): a check, a slot
+//! acquire or release, a read, a new limit or a reset is one
 //! compare-and-swap of the entry's 64-bit hot word, and any caller finishes
 //! a window rollover another one started (see [`hot`]). A lookup finds
 //! the entry by its tag, meta word and key and validates it with the
@@ -73,8 +74,10 @@
 //! sequence lock's reader does (inserts and deletes make the generation odd
 //! while they write).
 //!
-//! **Locked entries.** SLOTS (with their lease records) and interval limits
-//! whose windows start at the first call are locked: every entry has a
+//! **Locked entries.** SLOTS entries that took a lease or joined a hub
+//! (their first lease or balance makes them locked for good, see
+//! `hot/convert.rs`) and interval limits whose windows start at the first
+//! call are locked: every entry has a
 //! lock word (see [`lock`] for the protocol: compare-and-swap, the holder's
 //! id, takeover from a dead holder). An operation locks the entry, decodes
 //! its committed buffer, runs the limiter, writes the result into the other
@@ -178,7 +181,7 @@ use codec::{decode, encode, Cell, BUF_WORDS};
 use hot::Snap;
 use layout::*;
 use lock::{AtomicU32, Ordering};
-use lookup::{key_error, Key};
+use lookup::{key_error, Hot, Key};
 pub use word::Entry;
 
 use crate::{
@@ -744,20 +747,28 @@ impl<'a> Table<'a> {
     }
 
     /// [`Table::update`] of a hot entry, whose lock the caller holds: the
-    /// hot path's swap, as for callers without the lock. Dead under the
-    /// lock, the entry is gone ([`Error::NoPipe`]): only a holder of the
-    /// lock kills an entry, and frees it before unlocking (or, killed,
-    /// leaves it to [`Table::recover`]).
+    /// hot path's swap, as for callers without the lock. A SLOTS entry
+    /// whose counts outgrow `H` becomes a locked one first
+    /// (`hot/convert.rs`), and `f` runs again there. Dead under the lock,
+    /// the entry is gone ([`Error::NoPipe`]): only a holder of the lock
+    /// kills an entry, and frees it before unlocking (or, killed, leaves it
+    /// to [`Table::recover`]).
     #[cold]
     #[inline(never)]
     fn hot_locked<T>(
         &self,
-        g: Guard<'_>,
+        mut g: Guard<'_>,
         now: u64,
-        f: impl FnMut(&mut Cell) -> Result<T, Error>,
+        mut f: impl FnMut(&mut Cell) -> Result<T, Error>,
     ) -> Result<T, Error> {
-        self.hot_update::<_, true>(g.e, g.gen(), now, true, f)?
-            .ok_or(Error::NoPipe)
+        if let Some(out) = self.hot_update::<_, true>(g.e, g.gen(), now, true, &mut f)? {
+            return Ok(out);
+        }
+        if !self.hot_to_locked(&mut g)? {
+            return Err(Error::NoPipe);
+        }
+        let cell = self.cell(&g)?;
+        self.run_and_commit(g, now, cell, f)
     }
 
     /// The part of [`Table::update`] after decoding.
@@ -1167,20 +1178,22 @@ impl<'a> Table<'a> {
         let Some(k) = self.try_key(key) else {
             return Err(key_error(key));
         };
-        let (g, _) =
-            self.find_or_insert(&k, now, || Ok(Cell::new(Limiter::Slots(Slots::new(max)))))?;
-        self.update_slots(
-            g,
-            now,
-            #[inline(always)]
-            |c| {
-                let Limiter::Slots(s) = &mut c.limiter else {
-                    return Err(Error::WrongAlgorithm);
-                };
-                s.set_max(max);
-                Ok(s.acquire())
-            },
-        )
+        let take = |c: &mut Cell| {
+            let Limiter::Slots(s) = &mut c.limiter else {
+                return Err(Error::WrongAlgorithm);
+            };
+            s.set_max(max);
+            Ok(s.acquire())
+        };
+        let g = match self.hot_or_lock(&k, now, take)? {
+            Hot::Done(v) => return Ok(v),
+            Hot::Locked(g) => g,
+            Hot::Look => {
+                self.find_or_insert(&k, now, || Ok(Cell::new(Limiter::Slots(Slots::new(max)))))?
+                    .0
+            }
+        };
+        self.update_slots(g, now, take)
     }
 
     /// Gives back a slot taken with [`Table::acquire`]. Slots held by leases
@@ -1189,34 +1202,39 @@ impl<'a> Table<'a> {
         let Some(k) = self.try_key(key) else {
             return Err(key_error(key));
         };
-        let g = self.find(&k)?;
-        self.update_slots(
-            g,
-            now,
-            #[inline(always)]
-            |c| {
-                let leased = c.leased;
-                let Limiter::Slots(s) = &mut c.limiter else {
-                    return Err(Error::WrongAlgorithm);
-                };
-                if s.usage() <= leased {
-                    s.unmatched = s.unmatched.saturating_add(1);
-                    return Ok(Release::Unmatched);
-                }
-                Ok(s.release())
-            },
-        )
+        let give = |c: &mut Cell| {
+            let leased = c.leased;
+            let Limiter::Slots(s) = &mut c.limiter else {
+                return Err(Error::WrongAlgorithm);
+            };
+            if s.usage() <= leased {
+                s.unmatched = s.unmatched.saturating_add(1);
+                return Ok(Release::Unmatched);
+            }
+            Ok(s.release())
+        };
+        let g = match self.hot_or_lock(&k, now, give)? {
+            Hot::Done(r) => return Ok(r),
+            Hot::Locked(g) => g,
+            Hot::Look => self.find(&k)?,
+        };
+        self.update_slots(g, now, give)
     }
 
     /// Slots held on `key` now (FreeSWITCH `limit_usage`), after reclaiming
     /// expired leases.
     pub fn usage(&self, key: &[u8], now: u64) -> Result<u32, Error> {
         let k = self.key(key)?;
-        let g = self.find(&k)?;
-        self.update(g, now, |c| match &c.limiter {
+        let read = |c: &mut Cell| match &c.limiter {
             Limiter::Slots(s) => Ok(s.usage()),
             _ => Err(Error::WrongAlgorithm),
-        })
+        };
+        let g = match self.hot_or_lock(&k, now, read)? {
+            Hot::Done(n) => return Ok(n),
+            Hot::Locked(g) => g,
+            Hot::Look => self.find(&k)?,
+        };
+        self.update(g, now, read)
     }
 
     /// Deletes every pipe (not SLOTS entries holding slots) that had no
@@ -1238,8 +1256,15 @@ impl<'a> Table<'a> {
             if meta_state(g.e[E_META].load(Ordering::Relaxed)) != STATE_USED {
                 continue;
             }
-            let Ok(cell) = self.cell(&g) else { continue };
+            // A hot entry is judged and killed from one read of its words:
+            // an operation committed since makes the kill's swap fail.
             let snap = Snap::read(g.e);
+            let cell = if g.hot() {
+                snap.cell(self.epoch)
+            } else {
+                self.cell(&g)
+            };
+            let Ok(cell) = cell else { continue };
             let interval = match &cell.limiter {
                 Limiter::Slots(s) if s.usage() > 0 => continue,
                 Limiter::Slots(_) => self.interval,
@@ -1300,7 +1325,9 @@ impl<'a> Table<'a> {
             (snap.cell(self.epoch).ok()?, key)
         } else {
             let g = self.lock_idx(index).ok()?;
-            if e[E_META].load(Ordering::Relaxed) != m {
+            // The same entry, though its holder may have made it a locked
+            // one meanwhile (hot/convert.rs).
+            if e[E_META].load(Ordering::Relaxed) & !META_HOT != m & !META_HOT {
                 return None;
             }
             (self.cell(&g).ok()?, read_key())
@@ -1363,6 +1390,8 @@ mod tests;
 mod tests_busy;
 #[cfg(all(test, not(loom)))]
 mod tests_hot;
+#[cfg(all(test, not(loom)))]
+mod tests_slots;
 #[cfg(all(test, not(loom)))]
 mod tests_tags;
 

@@ -23,7 +23,7 @@ fn config() -> Config {
 
 /// A table whose owner is process 1, and whose other processes are all
 /// dead (a lock word naming one is taken over).
-fn with_table<R>(f: impl FnOnce(Table<'_>) -> R) -> R {
+pub(super) fn with_table<R>(f: impl FnOnce(Table<'_>) -> R) -> R {
     fn alive(id: u32) -> bool {
         id == 1
     }
@@ -33,7 +33,7 @@ fn with_table<R>(f: impl FnOnce(Table<'_>) -> R) -> R {
     f(t)
 }
 
-fn entry<'t>(t: &'t Table<'_>, key: &[u8]) -> &'t Entry {
+pub(super) fn entry<'t>(t: &'t Table<'_>, key: &[u8]) -> &'t Entry {
     let idx = t.find(&t.key(key).unwrap()).map(|g| g.idx).unwrap();
     &t.entries[idx]
 }

@@ -42,7 +42,9 @@
 //! changes a fresh `H` (an open is not theirs to make) and no reader of a
 //! fresh `H` reads another word, so the holder stores `S_X = j`, then `H'`.
 
-use super::{is_gcra, join, Snap, COUNT, FROZEN, RETRIES, S_CFG, S_H, S_P0, S_P1, S_UNDO, S_X};
+use super::{
+    is_gcra, is_slots, join, Snap, COUNT, FROZEN, RETRIES, S_CFG, S_H, S_P0, S_P1, S_UNDO, S_X,
+};
 use crate::table::lock::Ordering;
 use crate::table::word::{Entry, W64};
 use crate::table::Table;
@@ -148,10 +150,17 @@ impl Table<'_> {
     }
 
     /// Puts back what a holder killed inside [`Table::frozen_roll`] found
-    /// (called under the entry lock it left).
+    /// (called under the entry lock it left); of a SLOTS entry frozen by a
+    /// holder killed inside `Table::hot_to_locked`, clears the bit: the
+    /// entry stays hot, its state in `H` (see `hot/convert.rs`).
     pub(crate) fn hot_recover(&self, e: &Entry) {
         let h = e.s[S_H].load(Ordering::Acquire);
-        if is_gcra(e.s[S_CFG].load(Ordering::Relaxed)) || h & FROZEN == 0 {
+        let cfg = e.s[S_CFG].load(Ordering::Relaxed);
+        if is_gcra(cfg) || h & FROZEN == 0 {
+            return;
+        }
+        if is_slots(cfg) {
+            e.s[S_H].store(h & !FROZEN, Ordering::Release);
             return;
         }
         for (i, to) in S_UNDO.into_iter().zip([S_X, S_P0, S_P1]) {
