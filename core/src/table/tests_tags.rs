@@ -38,7 +38,13 @@ fn assert_tags_consistent(t: &Table<'_>) {
 
 #[test]
 fn buckets_are_distinct_and_slots_in_range() {
-    for capacity in [1, 2, 31, 32, 33, 64, 100, 1000] {
+    // Miri: without 1000, whose region alone takes it seconds to set up.
+    let caps: &[usize] = if cfg!(miri) {
+        &[1, 2, 31, 32, 33, 64, 100]
+    } else {
+        &[1, 2, 31, 32, 33, 64, 100, 1000]
+    };
+    for &capacity in caps {
         with_table(capacity, 7, |t| {
             // Miri runs these tests for the region's unsafe casts, slowly.
             for i in 0u32..if cfg!(miri) { 20 } else { 500 } {
