@@ -221,9 +221,12 @@ fn release_racing_acquire_on_a_held_slot() {
     assert_eq!(seen, set(&["acquire first", "release first"]));
 }
 
+/// Both acquires may find the entry hot (or insert it): unbounded, that is
+/// 352 019 interleavings and 45 s here; bound 3 explores 38 890 and reaches
+/// both outcomes.
 #[test]
 fn acquire_racing_acquire_never_exceeds_max() {
-    let seen = model("acquire_racing_acquire", None, || {
+    let seen = model("acquire_racing_acquire", Some(3), || {
         let t = table(1, 1);
         let a = thread::spawn(move || t.acquire(b"k", 1, 0));
         let b = thread::spawn(move || t.acquire(b"k", 1, 0));

@@ -112,7 +112,8 @@ fn a_lease_or_a_hub_makes_the_entry_locked_with_its_counts() {
         );
         assert!(!hot(&t, b"m1") && !hot(&t, b"m2"));
         assert_eq!((t.usage(b"m1", 0), t.usage(b"m2", 0)), (Ok(1), Ok(1)));
-        // A hub with a member of another kind converts nothing it refuses.
+        // A hub with a member of another kind is refused, and that member
+        // is left as it was.
         assert_eq!(
             t.check_or_create(b"r", Algorithm::Taildrop, 1, 0),
             Ok(Verdict::Pass)

@@ -7,7 +7,10 @@
 //! lease (leases are records of their own, counted under the entry lock),
 //! a hub balance over it (which locks its members), or counts past what
 //! `H` packs (usage 2^31 - 1, unmatched releases 2^16 - 1). So neither
-//! count saturates earlier than a locked entry's.
+//! count saturates earlier than a locked entry's. A lease or balance call
+//! that is then refused (no room, no free record, a member of another
+//! kind) may leave the entry converted: its state is the same, only where
+//! it is kept changed.
 //!
 //! # The conversion, under the entry lock
 //! 1. Swap `H` to itself with the frozen bit (a failed swap: a caller
