@@ -285,16 +285,13 @@ impl<'a> Table<'a> {
             return Ok(Hot::Look);
         };
         if found.meta & META_HOT != 0 {
-            let e = match self.entries.get(found.idx) {
-                Some(e) if found.gen & 1 == 0 => e,
-                _ => return Ok(Hot::Look),
+            let Some((e, gen)) = self.hot_of(found) else {
+                return Ok(Hot::Look);
             };
-            return Ok(
-                match self.hot_update::<_, false>(e, found.gen, now, true, f)? {
-                    Some(v) => Hot::Done(v),
-                    None => Hot::Look,
-                },
-            );
+            return Ok(match self.hot_update::<_, false>(e, gen, now, true, f)? {
+                Some(v) => Hot::Done(v),
+                None => Hot::Look,
+            });
         }
         let g = self.lock_idx(found.idx)?;
         Ok(
@@ -311,12 +308,17 @@ impl<'a> Table<'a> {
     /// the locked path waits for it, or finishes it).
     #[inline(always)]
     pub(crate) fn hot_entry(&self, k: &Key) -> Option<(&Entry, u32)> {
-        match self.find_unlocked(k) {
-            Some(found) if found.meta & META_HOT != 0 && found.gen & 1 == 0 => {
-                self.entries.get(found.idx).map(|e| (e, found.gen))
-            }
-            _ => None,
+        self.find_unlocked(k).and_then(|found| self.hot_of(found))
+    }
+
+    /// The entry `found` names and its generation, if it is hot and no
+    /// insert or delete of it was under way.
+    #[inline(always)]
+    fn hot_of(&self, found: Found) -> Option<(&Entry, u32)> {
+        if found.meta & META_HOT == 0 || found.gen & 1 != 0 {
+            return None;
         }
+        self.entries.get(found.idx).map(|e| (e, found.gen))
     }
 
     /// [`Table::locate`], with the entry's generation (read before its key
