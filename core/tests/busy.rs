@@ -5,7 +5,8 @@
 //!
 //! * Lock words forged to name live pids (1, and this test's parent): checks
 //!   and reads of those (hot) entries, slot acquires and releases of a hot
-//!   SLOTS entry, and listings go on with exact counts; what changes an
+//!   SLOTS entry, checks and resets in the window of a mod_hash interval
+//!   limit, and listings go on with exact counts; what changes an
 //!   entry itself (another algorithm, removal) and the operations of a
 //!   locked kind (SLOTS with leases) return `Busy`; other keys and other
 //!   inserts go on; a forged insert lock stops inserts only.
@@ -27,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use common::{map_again, now_ns, pid_owner, Children, Ended, SharedMem, ShmFile, Watchdog};
 use floodgate::table::{entries_word, Config, LeaseRelease, LeaseVerdict, Table, ENTRY_WORDS};
-use floodgate::{Algorithm, Error, Verdict};
+use floodgate::{Algorithm, Error, MaxZero, Verdict};
 
 /// Each test, by a watchdog; waits give up 10 s before.
 const LIMIT: Duration = Duration::from_secs(120);
@@ -146,6 +147,20 @@ fn lock_words_naming_live_pids_are_busy_and_stop_nobody_else() {
     );
     assert_eq!(t.release(b"hslots", 1), Ok(floodgate::Release::Released));
     assert_eq!(t.usage(b"hslots", 1), Ok(1));
+    // A FreeSWITCH mod_hash limit (windows from the first call) stuck the
+    // same way: checks and resets in its window take no lock.
+    let fs = |now| t.rate_check(b"fs", 2, 1_000_000_000, true, MaxZero::RefuseAll, now);
+    assert_eq!(fs(1), Ok(Verdict::Pass));
+    let fs_word = lock_word(&file, &t, b"fs");
+    let fs_saved = forge(fs_word, 1);
+    assert_eq!(
+        timed("mod_hash check of a stuck entry: no wait", || fs(2)),
+        Ok(Verdict::Pass)
+    );
+    assert_eq!(fs(3), Ok(Verdict::Drop));
+    assert_eq!(t.interval_reset(b"fs", 3), Ok(()));
+    assert_eq!(fs(4), Ok(Verdict::Pass));
+    assert_eq!(t.get(b"fs", 4).unwrap().counter, 1);
     // A locked kind (SLOTS with a lease) stuck the same way: its
     // operations are Busy.
     assert!(matches!(
@@ -170,20 +185,22 @@ fn lock_words_naming_live_pids_are_busy_and_stop_nobody_else() {
     assert_eq!(t.check(b"new", 1), Ok(Verdict::Drop));
     assert_eq!(
         timed(
-            "listing with three stuck hot entries and a stuck SLOTS",
+            "listing with four stuck hot entries and a stuck SLOTS",
             || { keys(&t) }
         ),
-        [&b"free"[..], b"hslots", b"init", b"new", b"parent"],
+        [&b"free"[..], b"fs", b"hslots", b"init", b"new", b"parent"],
         "hot entries are listed without their lock; the locked SLOTS entry is left out"
     );
-    assert_eq!(t.len(), 6);
+    assert_eq!(t.len(), 7);
     assert_eq!(
         t.clean_unused(1, u64::MAX),
         2,
         "the stuck ones are left alone"
     );
-    assert_eq!(t.len(), 4);
+    assert_eq!(t.len(), 5);
     slots_word.store(slots_saved, SeqCst);
+    fs_word.store(fs_saved, SeqCst);
+    assert_eq!(fs(5), Ok(Verdict::Pass));
     hslots_word.store(hslots_saved, SeqCst);
     assert_eq!(t.usage(b"slots", 2), Ok(1), "the Busy acquire took nothing");
     assert_eq!(t.usage(b"hslots", 2), Ok(1));

@@ -22,7 +22,7 @@ use std::time::Instant;
 
 use floodgate::table::{loom_table, Config, Owner, Table};
 use floodgate::table::{Balanced, LeaseRelease, LeaseVerdict};
-use floodgate::{Algorithm, Error, Release, SlotVerdict, Verdict};
+use floodgate::{Algorithm, Error, MaxZero, Release, SlotVerdict, Verdict};
 use loom::thread;
 
 const INTERVAL: u64 = 1_000;
@@ -513,11 +513,21 @@ fn rollover_racing_check(name: &str, algorithm: Algorithm) {
 /// Two checks at `a` and `b` racing on one pipe of limit 3 on which two
 /// checks at 0 left one event of window 0 (see [`rollover_racing_check`]).
 fn two_checks_race(name: &str, algorithm: Algorithm, a: u64, b: u64) {
+    let create = move |t: &Table<'_>, now| t.check_or_create(b"k", algorithm, 3, now);
+    checks_race(name, create, |t, now| t.check(b"k", now), a, b);
+}
+
+/// [`two_checks_race`] with the pipe made by two calls of `create` at 0 and
+/// checked by `check`.
+fn checks_race<C, K>(name: &str, create: C, check: K, a: u64, b: u64)
+where
+    C: Fn(&Table<'_>, u64) -> Result<Verdict, Error> + Copy + Send + Sync + 'static,
+    K: Fn(&Table<'_>, u64) -> Result<Verdict, Error> + Copy + Send + Sync + 'static,
+{
     let setup = move || {
         let t = table(1, 1);
         for _ in 0..2 {
-            let v = t.check_or_create(b"k", algorithm, 3, 0);
-            assert_eq!(v, Ok(Verdict::Pass), "setup check");
+            assert_eq!(create(&t, 0), Ok(Verdict::Pass), "setup check");
         }
         t
     };
@@ -525,18 +535,18 @@ fn two_checks_race(name: &str, algorithm: Algorithm, a: u64, b: u64) {
     let serial = move |a_first: bool| {
         let t = setup();
         let (va, vb) = if a_first {
-            let va = t.check(b"k", a);
-            (va, t.check(b"k", b))
+            let va = check(&t, a);
+            (va, check(&t, b))
         } else {
-            let vb = t.check(b"k", b);
-            (t.check(b"k", a), vb)
+            let vb = check(&t, b);
+            (check(&t, a), vb)
         };
         (va, vb, t.get(b"k", at))
     };
     let seen = model(name, None, move || {
         let t = setup();
-        let ta = thread::spawn(move || t.check(b"k", a));
-        let tb = thread::spawn(move || t.check(b"k", b));
+        let ta = thread::spawn(move || check(&t, a));
+        let tb = thread::spawn(move || check(&t, b));
         let got = (ta.join().unwrap(), tb.join().unwrap(), t.get(b"k", at));
         assert!(got.0.is_ok() && got.1.is_ok(), "{got:?}");
         let (a_first, b_first) = (serial(true), serial(false));
@@ -588,6 +598,22 @@ fn same_window_checks_race_taildrop() {
         1,
         2,
     );
+}
+
+/// A FreeSWITCH mod_hash interval limit (windows from the first call):
+/// a check in the old window racing one that rolls it, which freezes the
+/// entry under its lock; and two checks in the window, lock-free.
+#[test]
+fn first_event_rollover_racing_check() {
+    let rate = |t: &Table<'_>, now| t.rate_check(b"k", 3, INTERVAL, true, MaxZero::RefuseAll, now);
+    checks_race(
+        "first_event_rollover_racing_check",
+        rate,
+        rate,
+        INTERVAL - 1,
+        INTERVAL,
+    );
+    checks_race("first_event_checks_race", rate, rate, 1, 2);
 }
 
 #[test]

@@ -1,7 +1,8 @@
 //! A process killed with SIGKILL in the middle of table operations (Linux).
 //!
-//! Forked children hammer one table in a /dev/shm file (checks, plain slot
-//! pairs, leases with a maximum hold time, removing and re-creating keys).
+//! Forked children hammer one table in a /dev/shm file (checks, an interval
+//! limit whose windows roll, plain slot pairs, leases with a maximum hold
+//! time, removing and re-creating keys).
 //! The parent stops one child (SIGSTOP) until it catches it holding an
 //! entry's lock, kills it there with SIGKILL, and then checks that:
 //! * the other children still finish (within a deadline: the table did not
@@ -27,7 +28,7 @@ use common::{
 use floodgate::table::{
     entries_word, Config, Lease, LeaseRelease, LeaseVerdict, Table, ENTRY_WORDS,
 };
-use floodgate::{Algorithm, Error, Release, SlotVerdict, Verdict};
+use floodgate::{Algorithm, Error, MaxZero, Release, SlotVerdict, Verdict};
 
 const CHILDREN: usize = 4;
 /// The child that gets killed (it loops until then).
@@ -178,6 +179,12 @@ fn child(me: usize, file: &ShmFile, sh: &Shared) -> i32 {
         ensure!(ok!(t.check(b"nop", now)) == Verdict::PassNop, E_NOP);
         r.checks.fetch_add(1, SeqCst);
         r.in_check.store(0, SeqCst);
+
+        // A mod_hash interval limit of 1 ms windows from the first call:
+        // its rolls freeze the entry under its lock (a victim killed there
+        // leaves the roll for the next locker to undo).
+        let first = ok!(t.rate_check(b"first", 2, 1_000_000, true, MaxZero::RefuseAll, now));
+        ensure!(first != Verdict::PassNop, E_ERROR);
 
         // A plain slot pair.
         r.in_plain.store(1, SeqCst);
@@ -376,6 +383,7 @@ fn a_child_killed_mid_operation_leaves_a_usable_table() {
     }
     let mut want: Vec<Vec<u8>> = vec![b"nop".to_vec(), b"slots".to_vec(), b"leases".to_vec()];
     want.push(b"vlease".to_vec());
+    want.push(b"first".to_vec());
     for c in (0..CHILDREN).filter(|&c| c != VICTIM) {
         want.extend((0..CHURN as u64).map(|i| churn_key(c, i).to_vec()));
     }

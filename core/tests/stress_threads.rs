@@ -49,7 +49,7 @@ const INSERT_ROUNDS: usize = 12;
 /// not counted). Slot rounds: acquire, and when granted usage + release, so
 /// at least one call each; lease steps: one call each, more for repeated
 /// releases; insert rounds: a creating call and a remove per key and thread.
-const CHECK_OPS: u64 = THREADS as u64 * CHECKS_PER_THREAD * 3;
+const CHECK_OPS: u64 = THREADS as u64 * CHECKS_PER_THREAD * 4;
 const SLOT_OPS_MIN: u64 = THREADS as u64 * SLOT_ROUNDS;
 const BALANCE_OPS: u64 = THREADS as u64 * BALANCE_STEPS;
 const LEASE_OPS_MIN: u64 = THREADS as u64 * LEASE_STEPS;
@@ -195,13 +195,14 @@ fn checks_count_exactly() {
     with_table(config(64, 0), YIELDING, |t| {
         let ops = AtomicU64::new(0);
         let start = Barrier::new(THREADS);
-        // (taildrop passes, interval passes, nop passes) per thread.
-        let per_thread: Vec<(u64, u64, u64)> = thread::scope(|s| {
+        // (taildrop passes, interval passes, nop passes, passes of the
+        // interval from the first call) per thread.
+        let per_thread: Vec<(u64, u64, u64, u64)> = thread::scope(|s| {
             let handles: Vec<_> = (0..THREADS)
                 .map(|_| {
                     let (ops, start) = (&ops, &start);
                     s.spawn(move || {
-                        let (mut td, mut iv, mut nop) = (0u64, 0u64, 0u64);
+                        let (mut td, mut iv, mut nop, mut first) = (0u64, 0u64, 0u64, 0u64);
                         start.wait();
                         for i in 0..CHECKS_PER_THREAD {
                             let now = now();
@@ -230,24 +231,29 @@ fn checks_count_exactly() {
                             };
                             assert_eq!(v, Ok(Verdict::PassNop));
                             nop += 1;
-                            let v = again(|| {
-                                t.rate_check(
-                                    b"interval",
-                                    IV_MAX,
-                                    u64::MAX,
-                                    false,
-                                    MaxZero::RefuseAll,
-                                    now,
-                                )
-                            });
-                            match v.unwrap() {
-                                Verdict::Pass => iv += 1,
-                                Verdict::Drop => {}
-                                Verdict::PassNop => panic!("interval said PassNop"),
+                            for (key, anchor_first, passes) in [
+                                (&b"interval"[..], false, &mut iv),
+                                (b"first", true, &mut first),
+                            ] {
+                                let v = again(|| {
+                                    t.rate_check(
+                                        key,
+                                        IV_MAX,
+                                        u64::MAX,
+                                        anchor_first,
+                                        MaxZero::RefuseAll,
+                                        now,
+                                    )
+                                });
+                                match v.unwrap() {
+                                    Verdict::Pass => *passes += 1,
+                                    Verdict::Drop => {}
+                                    Verdict::PassNop => panic!("interval said PassNop"),
+                                }
                             }
-                            ops.fetch_add(3, SeqCst);
+                            ops.fetch_add(4, SeqCst);
                         }
-                        (td, iv, nop)
+                        (td, iv, nop, first)
                     })
                 })
                 .collect();
@@ -262,10 +268,15 @@ fn checks_count_exactly() {
         let td: u64 = per_thread.iter().map(|p| p.0).sum();
         let iv: u64 = per_thread.iter().map(|p| p.1).sum();
         let nop: u64 = per_thread.iter().map(|p| p.2).sum();
+        let first: u64 = per_thread.iter().map(|p| p.3).sum();
         let now = now();
         // Exactly `limit` passes, whatever the interleaving.
         assert_eq!(td, TD_LIMIT as u64, "taildrop passes");
         assert_eq!(iv, IV_MAX as u64, "interval passes");
+        assert_eq!(
+            first, IV_MAX as u64,
+            "passes of the interval from the first call"
+        );
         assert_eq!(nop, total);
         // Every check counted once: no lost update.
         let st = t.get(b"taildrop", now).unwrap();
@@ -273,9 +284,10 @@ fn checks_count_exactly() {
         assert_eq!(st.last_counter, 0, "the window never rolled");
         assert_eq!(u64::from(t.get(b"nop", now).unwrap().counter), total);
         assert_eq!(u64::from(t.get(b"interval", now).unwrap().counter), total);
+        assert_eq!(u64::from(t.get(b"first", now).unwrap().counter), total);
         // Created once each.
-        assert_eq!(t.len(), 3);
-        assert_eq!(t.iter(now).count(), 3);
+        assert_eq!(t.len(), 4);
+        assert_eq!(t.iter(now).count(), 4);
     });
 }
 

@@ -1,10 +1,12 @@
 //! The lock-free hot path: checks on window pipes aligned to an epoch
 //! (TAILDROP, RED, REDP, SLIDING, FEEDBACK, NETWORK, NOP, aligned interval
-//! limits) and GCRA, and slot acquires, releases and usage of SLOTS entries
-//! without leases, take no lock; one compare-and-swap of one 64-bit word
-//! commits one. Only the first window of a pipe, and a roll of 2^15
-//! windows or more, take the entry lock; a SLOTS entry's first lease or
-//! hub balance makes it a locked entry (`hot/convert.rs`).
+//! limits), on interval limits whose windows start at the first call
+//! (FreeSWITCH mod_hash) and on GCRA, and slot acquires, releases and usage
+//! of SLOTS entries without leases, take no lock; one compare-and-swap of
+//! one 64-bit word commits one. Only the first window of a pipe, a roll of
+//! 2^15 windows or more, and every roll of a first-call interval limit
+//! (once per interval at most) take the entry lock; a SLOTS entry's first
+//! lease or hub balance makes it a locked entry (`hot/convert.rs`).
 //!
 //! # The words
 //! A hot entry keeps its state in 64-bit words of its state area (it has
@@ -15,8 +17,8 @@
 //! | `S_CFG` | codec word 0 (algorithm, flags) and the limit | insert; a new limit (a plain store) |
 //! | `S_IV` | the window interval / GCRA period | insert |
 //! | `S_H` | the **hot word**: everything a check changes | compare-and-swap; a frozen roll |
-//! | `S_X` | window pipes: the highest window index a roll wrote; GCRA: codec word 8 (burst) | a roll, before its swap; insert; a new limit |
-//! | `S_P0`, `S_P1` | records (window index, low 32 bits; count) of even and odd windows | a roll, before its swap, only while `H` still holds what it read; a frozen roll |
+//! | `S_X` | window pipes: the highest window index a roll wrote; first-call windows: the window's start; GCRA: codec word 8 (burst) | a roll, before its swap; insert; a new limit |
+//! | `S_P0`, `S_P1` | records (window index, low 32 bits; count) of even and odd windows; first-call windows: `S_P0` = the last window's count | a roll, before its swap, only while `H` still holds what it read; a frozen roll |
 //! | `S_UNDO` (3) | a frozen roll's undo record | a frozen roll, before it freezes |
 //!
 //! Window pipes: `H` = 15 bits of the entry's generation (bits 49-63) |
@@ -26,7 +28,12 @@
 //! highest one not above `S_X` with those 16 low bits. An `H` that is not
 //! open holds no state: bit 0 set marks the entry **dead** (being removed,
 //! evicted or replaced: a caller that sees it takes the locked path, which
-//! waits for the remover or finishes its work). GCRA: `H` = the TAT, which
+//! waits for the remover or finishes its work). Interval limits whose
+//! windows start at the first call: the same `H`, but its 16 index bits
+//! count the window's rolls, and `S_X` holds its start (any time, not a
+//! multiple of the interval, so it cannot be raised ahead of `H` as an
+//! aligned roll raises its index): every roll is frozen under the lock
+//! (`hot/roll.rs`), checks within the window are one swap. GCRA: `H` = the TAT, which
 //! stops at `u64::MAX - 1`; `u64::MAX` is dead. SLOTS: `H` = 15 bits of
 //! the generation | frozen bit 48 (a conversion under way) | unmatched
 //! releases (bits 32-47) | open bit 31, always set while hot | usage (31
@@ -84,6 +91,11 @@
 //!   a check that stays in its window commits what the serial order would
 //!   (its count lands in the new window), but decided with the last
 //!   window's count it read before, which only SLIDING, RED and REDP use.
+//!   A first-call interval limit's check in that case also commits what
+//!   the serial order would: its time lay before the new window's start
+//!   (which came at least an interval after the old one's), so the serial
+//!   order counts it in the new window too, and an interval limit decides
+//!   by the count alone.
 //! * A GCRA's TAT stops at `u64::MAX - 1` (so does a bare [`Gcra`](crate::Gcra)'s).
 //! * Where the target has no 64-bit atomics (thumbv7em) nothing is hot:
 //!   every operation takes the entry's lock, as all did before layout 3.
@@ -135,20 +147,27 @@ const GCRA_DEAD: u64 = u64::MAX;
 const DEAD: u64 = 1;
 /// Retries of a failed swap before [`Error::Busy`].
 const RETRIES: u32 = 1 << 16;
-/// Codec word 0's anchor and open bits, which `S_CFG` does not keep.
-const WINDOW_BITS: u32 = 0x30;
+/// Codec word 0's open bit, which `S_CFG` does not keep (`H` says it).
+const WINDOW_BITS: u32 = 1 << 5;
+/// Codec word 0's first-event anchor bit, which `S_CFG` keeps.
+const FIRST_EVENT: u64 = 1 << 4;
 
-/// Whether a cell is kept hot: GCRA, pipes with aligned windows, and
-/// SLOTS without leases whose counts fit in `H`, on a target with 64-bit
-/// atomics.
+/// Whether a cell is kept hot: GCRA, pipes with aligned windows, interval
+/// limits (either anchor), and SLOTS without leases whose counts fit in
+/// `H`, on a target with 64-bit atomics.
 pub(crate) fn is_hot(cell: &Cell) -> bool {
     HOT && match &cell.limiter {
         Limiter::Slots(s) => slots_word(s, cell.leased, cell.next_expiry).is_some(),
-        Limiter::Gcra(_) => true,
+        Limiter::Gcra(_) | Limiter::Interval(_) => true,
         l => l
             .window_counter()
             .is_some_and(|c| matches!(c.window().anchor(), Anchor::Aligned { .. })),
     }
+}
+
+/// Whether a window pipe's windows start at the first event (`S_CFG`).
+fn is_first(cfg: u64) -> bool {
+    cfg & FIRST_EVENT != 0
 }
 
 fn is_gcra(cfg: u64) -> bool {
@@ -340,6 +359,21 @@ impl Snap {
         }
         let low = ((self.h >> IDX_SHIFT) & IDX_MASK) as u16;
         let count = (self.h & COUNT) as u32;
+        if is_first(self.cfg) {
+            // Windows from the first event: `S_X` holds the window's
+            // start and `S_P0` the last window's count, both stored by the
+            // frozen roll that opened it; `H`'s 16 bits count the rolls.
+            w[0] |= 1 << 5;
+            (w[4], w[5]) = split(self.x);
+            w[6] = count;
+            w[7] = self.p[0] as u32;
+            return (
+                w,
+                Old {
+                    idx: Some(u64::from(low)),
+                },
+            );
+        }
         let idx = full_index(low, self.x);
         // Saturating: only a corrupt index can get there (a window starts
         // at or before the time that opened it); an interval of 0 is
@@ -396,6 +430,9 @@ fn pack(
     let old_start = join(before[4], before[5]);
     let (idx, moved) = match old.idx {
         Some(i) if start == old_start => (i, false),
+        // Windows from the first event: the index counts rolls, one each.
+        Some(i) if is_first(snap.cfg) => (i.wrapping_add(1) & IDX_MASK, true),
+        None if is_first(snap.cfg) => (0, true),
         Some(i) if start > old_start && snap.iv != 0 => {
             (i.saturating_add((start - old_start) / snap.iv), true)
         }
@@ -529,6 +566,16 @@ impl<'a> Table<'a> {
             match moved {
                 // A roll commits even when `H` comes out the same (a window
                 // a multiple of 2^16 windows on, with the same count).
+                // Windows from the first event roll only under the lock.
+                Some(_) if is_first(snap.cfg) => {
+                    if !LOCKED {
+                        return Ok(None);
+                    }
+                    let start = join(after[4], after[5]);
+                    if !self.frozen_roll_first(e, &snap, start, after[7], h) {
+                        continue;
+                    }
+                }
                 Some(to) => {
                     let count = (snap.h & COUNT) as u32;
                     // Before the swap: whoever reads the new `H` finds the

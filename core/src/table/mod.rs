@@ -63,12 +63,14 @@
 //! Any number of threads and processes may call at once. No OS lock is used.
 //!
 //! **Hot entries, no lock.** GCRA pipes, pipes whose windows are aligned
-//! to an epoch (TAILDROP, RED, REDP, SLIDING, FEEDBACK, NETWORK, NOP, and
-//! interval limits anchored to the epoch) and SLOTS entries without leases
-//! are *hot* (where the target has 64-bit atomics): a check, a slot
-//! acquire or release, a read, a new limit or a reset is one
-//! compare-and-swap of the entry's 64-bit hot word, and any caller finishes
-//! a window rollover another one started (see [`hot`]). A lookup finds
+//! to an epoch (TAILDROP, RED, REDP, SLIDING, FEEDBACK, NETWORK, NOP),
+//! interval limits (either anchor) and SLOTS entries without leases are
+//! *hot* (where the target has 64-bit atomics): a check, a slot acquire or
+//! release, a read, a new limit or a reset is one compare-and-swap of the
+//! entry's 64-bit hot word, and any caller finishes a window rollover
+//! another one started (see [`hot`]), except the rolls of interval limits
+//! whose windows start at the first call, which the entry lock serializes
+//! (at most one per interval, `hot/roll.rs` says why). A lookup finds
 //! the entry by its tag, meta word and key and validates it with the
 //! entry's generation, read before the key and again after the state, as a
 //! sequence lock's reader does (inserts and deletes make the generation odd
@@ -76,8 +78,7 @@
 //!
 //! **Locked entries.** SLOTS entries that took a lease or joined a hub
 //! (their first lease or balance makes them locked for good, see
-//! `hot/convert.rs`) and interval limits whose windows start at the first
-//! call are locked: every entry has a
+//! `hot/convert.rs`) are locked: every entry has a
 //! lock word (see [`lock`] for the protocol: compare-and-swap, the holder's
 //! id, takeover from a dead holder). An operation locks the entry, decodes
 //! its committed buffer, runs the limiter, writes the result into the other
@@ -1388,6 +1389,8 @@ fn check_with_limit(
 mod tests;
 #[cfg(all(test, not(loom)))]
 mod tests_busy;
+#[cfg(all(test, not(loom)))]
+mod tests_first;
 #[cfg(all(test, not(loom)))]
 mod tests_hot;
 #[cfg(all(test, not(loom)))]

@@ -286,3 +286,30 @@ fn a_stuck_controller_fails_feedback_changes_before_anything_changed() {
         assert_eq!(t.setpoint_percent(), 70);
     });
 }
+
+#[test]
+fn a_mod_hash_limit_checks_in_its_window_while_its_lock_is_held() {
+    with_table(4, |t| {
+        let check = |now| t.rate_check(b"f", 3, 3 * S, true, MaxZero::RefuseAll, now);
+        assert_eq!(check(S), Ok(Verdict::Pass));
+        let f = idx_of(&t, b"f");
+        let was = forge(&t.entries[f][E_LOCK]);
+        // In the window [1 s, 4 s), or before it: no lock.
+        for (now, v) in [
+            (2 * S, Verdict::Pass),
+            (3 * S, Verdict::Pass),
+            (S, Verdict::Drop),
+        ] {
+            assert_eq!(check(now), Ok(v));
+        }
+        assert_eq!(t.interval_reset(b"f", 3 * S), Ok(()));
+        let counts = |now| t.get(b"f", now).map(|s| (s.counter, s.last_counter));
+        assert_eq!(counts(3 * S), Ok((0, 0)));
+        // A roll freezes the entry under its lock: Busy, nothing changed.
+        assert_eq!(check(4 * S), Err(Error::Busy));
+        assert_eq!(counts(3 * S), Ok((0, 0)));
+        t.entries[f][E_LOCK].store(was, Ordering::Release);
+        assert_eq!(check(4 * S), Ok(Verdict::Pass));
+        assert_eq!(counts(4 * S), Ok((1, 0)));
+    });
+}

@@ -41,9 +41,24 @@
 //! The first window's open needs no freezing: no caller without the lock
 //! changes a fresh `H` (an open is not theirs to make) and no reader of a
 //! fresh `H` reads another word, so the holder stores `S_X = j`, then `H'`.
+//!
+//! # Windows from the first call
+//! An interval limit whose windows start at the first call after the last
+//! one ended (FreeSWITCH mod_hash) keeps the window's start in `S_X` and
+//! the last window's count in `S_P0`; `H`'s 16 index bits count its rolls.
+//! A new start is the time of whichever check rolls first, and two words
+//! (`S_X` and `H`) cannot be swapped together: a start written before the
+//! swap of `H` could be overwritten by a rival's before it lands, or land
+//! on a later window. So every roll of such a limit is frozen as above
+//! (undo record, freeze, `S_P0`, `S_X`, `H'`), at most once per interval;
+//! checks within the window swap `H` alone. The cost: while the holder of
+//! a roll is stopped (not dead) with `H` frozen, checks of that limit get
+//! `Busy` after the bounded wait, as for any locked entry; killed, the
+//! next locker undoes the roll.
 
 use super::{
-    is_gcra, is_slots, join, Snap, COUNT, FROZEN, RETRIES, S_CFG, S_H, S_P0, S_P1, S_UNDO, S_X,
+    has_state, is_gcra, is_slots, join, Snap, COUNT, FROZEN, RETRIES, S_CFG, S_H, S_P0, S_P1,
+    S_UNDO, S_X,
 };
 use crate::table::lock::Ordering;
 use crate::table::word::{Entry, W64};
@@ -97,6 +112,18 @@ pub(super) fn record_roll(e: &Entry, snap: &Snap, from: u64, count: u32, to: u64
     }
 }
 
+/// The start of a frozen roll: writes the undo record (`S_X`, `S_P0`,
+/// `S_P1` as `snap` read them) and swaps `H` to itself with the frozen
+/// bit; false if `H` changed since `snap`.
+fn freeze(e: &Entry, snap: &Snap) -> bool {
+    for (i, v) in S_UNDO.into_iter().zip([snap.x, snap.p[0], snap.p[1]]) {
+        e.s[i].store(v, Ordering::Relaxed);
+    }
+    // Release (in the swap): the undo record is in place before `H` is
+    // frozen.
+    e.s[S_H].cas(snap.h, snap.h | FROZEN).is_ok()
+}
+
 impl Table<'_> {
     /// A roll to window `to` (from window `from`, or the first window)
     /// that the lock-free one cannot make, under the entry lock: open the
@@ -124,12 +151,7 @@ impl Table<'_> {
             e.s[S_X].store(to, Ordering::Release);
             return e.s[S_H].cas(snap.h, h).is_ok();
         };
-        for (i, v) in S_UNDO.into_iter().zip([snap.x, snap.p[0], snap.p[1]]) {
-            e.s[i].store(v, Ordering::Relaxed);
-        }
-        // Release (in the swap): the undo record is in place before `H`
-        // is frozen.
-        if e.s[S_H].cas(snap.h, snap.h | FROZEN).is_err() {
+        if !freeze(e, snap) {
             return false;
         }
         // Window `to - 1`'s record, and in the other word one that no
@@ -145,6 +167,35 @@ impl Table<'_> {
         let before = to.wrapping_sub(2);
         slot(e, before).store(join(0, before as u32), Ordering::Release);
         e.s[S_X].store(to, Ordering::Release);
+        e.s[S_H].store(h, Ordering::Release);
+        true
+    }
+
+    /// A roll of a hot pipe whose windows start at the first event, to the
+    /// window starting at `start` whose last window counted `last`, under
+    /// the entry lock: `H`'s 16 bits count rolls, so the start and the last
+    /// count cannot be read from them, and every roll is frozen (the first
+    /// window's open as in [`Table::frozen_roll`]): store `S_P0 = last`,
+    /// `S_X = start`, then `H`. False if `H` changed since `snap`.
+    #[cold]
+    #[inline(never)]
+    pub(super) fn frozen_roll_first(
+        &self,
+        e: &Entry,
+        snap: &Snap,
+        start: u64,
+        last: u32,
+        h: u64,
+    ) -> bool {
+        let opened = has_state(false, snap.h);
+        if opened && !freeze(e, snap) {
+            return false;
+        }
+        e.s[S_P0].store(u64::from(last), Ordering::Release);
+        e.s[S_X].store(start, Ordering::Release);
+        if !opened {
+            return e.s[S_H].cas(snap.h, h).is_ok();
+        }
         e.s[S_H].store(h, Ordering::Release);
         true
     }
