@@ -16,7 +16,7 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use floodgate::table::{Balanced, Config, Handle, LeaseRelease, LeaseVerdict, Owner, Table};
-use floodgate::{Algorithm, Limiter, Release, Shared, SlotVerdict, Verdict, Window};
+use floodgate::{Algorithm, Limiter, MaxZero, Release, Shared, SlotVerdict, Verdict, Window};
 use governor::middleware::NoOpMiddleware;
 use governor::nanos::Nanos;
 use governor::state::keyed::DashMapStateStore;
@@ -152,6 +152,42 @@ impl Case for FgPipe {
     #[inline(always)]
     fn op(&mut self) -> u64 {
         pass(self.table.check(self.key, self.clock.tick()))
+    }
+}
+
+/// floodgate: one FreeSWITCH mod_hash limit (`RATE_PER_SEC` per
+/// [`INTERVAL_NS`], windows from the first call) in a table, checked by
+/// key ([`Table::rate_check`], `limit hash ... max/interval`).
+pub struct FgModHash {
+    table: Table<'static>,
+    clock: BenchClock,
+}
+
+impl FgModHash {
+    /// A table of 1024 entries; the limit is made by the first check.
+    pub fn new() -> FgModHash {
+        FgModHash {
+            table: leaked_table(1024, 0),
+            clock: BenchClock::new(),
+        }
+    }
+}
+
+impl Default for FgModHash {
+    fn default() -> FgModHash {
+        FgModHash::new()
+    }
+}
+
+impl Case for FgModHash {
+    #[inline(always)]
+    fn op(&mut self) -> u64 {
+        let now = self.clock.tick();
+        let max = RATE_PER_SEC as i32;
+        pass(
+            self.table
+                .rate_check(b"10.0.0.1", max, INTERVAL_NS, true, MaxZero::RefuseAll, now),
+        )
     }
 }
 
@@ -1148,6 +1184,7 @@ pub const NAMES: &[&str] = &[
     "single_pipe/floodgate/RED",
     "single_pipe/floodgate/FEEDBACK",
     "single_pipe/floodgate/INTERVAL",
+    "single_pipe/floodgate/INTERVAL_FIRST",
     "single_pipe/floodgate/GCRA",
     "single_pipe/floodgate_ref/TAILDROP",
     "single_pipe/floodgate_ref/GCRA",
@@ -1228,6 +1265,7 @@ pub fn with_case<R: Runner>(name: &str, r: &mut R) -> bool {
     };
     let lib = || FgLib::load_fresh().unwrap_or_else(|e| panic!("{e}"));
     match (group, side) {
+        ("single_pipe", "floodgate") if param == "INTERVAL_FIRST" => r.run(name, FgModHash::new()),
         ("single_pipe", "floodgate") => match algorithm(param) {
             Some(a) => r.run(name, FgPipe::new(a)),
             None => return false,
