@@ -1137,26 +1137,17 @@ impl<'a> Table<'a> {
         };
         let fresh = IntervalLimit::new(max, window, max_zero);
         let k = self.key(key)?;
-        let fresh_cell = Cell::new(Limiter::Interval(fresh));
-        let differs =
-            |l: &IntervalLimit| l.counter().window() != window || l.max_zero() != max_zero;
-        // None: the entry must be replaced first.
-        let run = |c: &mut Cell, in_place: bool| match &mut c.limiter {
-            Limiter::Interval(l) => {
-                if differs(l) {
-                    if !in_place {
-                        return Ok(None);
-                    }
-                    *l = fresh;
-                }
-                l.set_max(max);
-                Ok(Some(l.check(now)))
-            }
-            _ => Err(Error::WrongAlgorithm),
-        };
-        if let Some(Some(v)) = self.try_hot(&k, now, true, |c| run(c, false))? {
+        let run = |c: &mut Cell, in_place| interval_check(c, &fresh, in_place, now);
+        if let Some(Some(v)) = self.try_hot(
+            &k,
+            now,
+            true,
+            #[inline(always)]
+            |c| interval_check(c, &fresh, false, now),
+        )? {
             return Ok(v);
         }
+        let fresh_cell = Cell::new(Limiter::Interval(fresh));
         let (g, _) = self.find_or_insert(&k, now, || Ok(fresh_cell))?;
         let in_place = !g.hot() && !hot::is_hot(&fresh_cell);
         if let Some(v) = self.update(g, now, |c| run(c, in_place))? {
@@ -1166,7 +1157,7 @@ impl<'a> Table<'a> {
             &k,
             now,
             &fresh_cell,
-            |c| matches!(&c.limiter, Limiter::Interval(l) if differs(l)),
+            |c| matches!(&c.limiter, Limiter::Interval(l) if interval_differs(l, &fresh)),
         )?;
         self.update(g, now, |c| run(c, false))?.ok_or(Error::Busy)
     }
@@ -1383,6 +1374,36 @@ fn check_with_limit(
     let v = l.check(now, shared)?;
     let fb = l.algorithm() == Algorithm::Feedback && (created || limit > 0);
     Ok((v, fb))
+}
+
+/// Whether interval limit `l` has another window or `max == 0` setting
+/// than `fresh` (a [`Table::rate_check`] that must start it afresh).
+#[inline(always)]
+fn interval_differs(l: &IntervalLimit, fresh: &IntervalLimit) -> bool {
+    l.counter().window() != fresh.counter().window() || l.max_zero() != fresh.max_zero()
+}
+
+/// [`Table::rate_check`] on cell `c`: with `fresh`'s max, one check at
+/// `now`; `Ok(None)` if `c` differs from `fresh` as [`interval_differs`]
+/// says and may not be replaced in place (`in_place`).
+#[inline(always)]
+fn interval_check(
+    c: &mut Cell,
+    fresh: &IntervalLimit,
+    in_place: bool,
+    now: u64,
+) -> Result<Option<Verdict>, Error> {
+    let Limiter::Interval(l) = &mut c.limiter else {
+        return Err(Error::WrongAlgorithm);
+    };
+    if interval_differs(l, fresh) {
+        if !in_place {
+            return Ok(None);
+        }
+        *l = *fresh;
+    }
+    l.set_max(fresh.max());
+    Ok(Some(l.check(now)))
 }
 
 #[cfg(all(test, not(loom)))]
