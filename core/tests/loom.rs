@@ -1,6 +1,7 @@
 //! Loom models of the table's concurrency protocol (lock words, insert lock,
-//! placement by tags, eviction, handles, window rollover, hot slots and
-//! their conversion to locked entries, lease reclaim, balancing).
+//! placement by tags, eviction, handles, window rollover (aligned, and
+//! frozen rolls of windows from the first call), hot slots and their
+//! conversion to locked entries, lease reclaim, balancing).
 //!
 //! Only compiled with `--cfg loom`:
 //! `RUSTFLAGS="--cfg loom" CARGO_TARGET_DIR=target/loom cargo test -p floodgate --test loom --release`

@@ -148,9 +148,13 @@ const DEAD: u64 = 1;
 /// Retries of a failed swap before [`Error::Busy`].
 const RETRIES: u32 = 1 << 16;
 /// Codec word 0's open bit, which `S_CFG` does not keep (`H` says it).
-const WINDOW_BITS: u32 = 1 << 5;
+const OPEN_BIT: u32 = 1 << 5;
 /// Codec word 0's first-event anchor bit, which `S_CFG` keeps.
 const FIRST_EVENT: u64 = 1 << 4;
+/// Codec word 0's anchor and open bits: [`Snap::words`] sets both from
+/// what it knows (the anchor from its caller's constant, so that the
+/// compiler drops first-event code from the checks of aligned pipes).
+const WINDOW_BITS: u32 = OPEN_BIT | FIRST_EVENT as u32;
 
 /// Whether a cell is kept hot: GCRA, pipes with aligned windows, interval
 /// limits (either anchor), and SLOTS without leases whose counts fit in
@@ -329,14 +333,18 @@ impl Snap {
         self.cfg
     }
 
-    /// The codec's words for this state (`alg`: the entry's algorithm, as
-    /// its `S_CFG` says; a constant on the hot path).
+    /// The codec's words for this state (`alg`: the entry's algorithm, and
+    /// `first_call`, whether its windows start at the first call, as its
+    /// `S_CFG` says; constants on the hot path).
     #[inline(always)]
-    fn words(&self, alg: Algorithm, epoch: u64) -> ([u32; BUF_WORDS], Old) {
+    fn words(&self, alg: Algorithm, first_call: bool, epoch: u64) -> ([u32; BUF_WORDS], Old) {
         let gcra = alg == Algorithm::Gcra;
         let mut w = [0u32; BUF_WORDS];
         (w[0], w[1]) = split(self.cfg);
         w[0] &= !WINDOW_BITS;
+        if first_call {
+            w[0] |= FIRST_EVENT as u32;
+        }
         (w[2], w[3]) = split(self.iv);
         if gcra {
             w[8] = self.x as u32;
@@ -359,7 +367,7 @@ impl Snap {
         }
         let low = ((self.h >> IDX_SHIFT) & IDX_MASK) as u16;
         let count = (self.h & COUNT) as u32;
-        if is_first(self.cfg) {
+        if first_call {
             // Windows from the first event: `S_X` holds the window's
             // start and `S_P0` the last window's count, both stored by the
             // frozen roll that opened it; `H`'s 16 bits count the rolls.
@@ -400,16 +408,18 @@ impl Snap {
     /// The limiter, changing nothing (listings, idleness).
     pub(crate) fn cell(&self, epoch: u64) -> Result<Cell, Error> {
         let alg = Algorithm::from_u8((self.cfg & 0xf) as u8).ok_or(Error::Corrupt)?;
-        let (w, _) = self.words(alg, epoch);
+        let (w, _) = self.words(alg, is_first(self.cfg), epoch);
         super::codec::decode(&w, epoch)
     }
 }
 
 /// `H` for the codec words `w` a check left, given what it read, and the
-/// full index of its window if the window moved (or opened).
+/// full index of its window if the window moved (or opened); `first_call`:
+/// windows start at the first call, and the index counts rolls.
 #[inline(always)]
 fn pack(
     gcra: bool,
+    first_call: bool,
     w: &[u32; BUF_WORDS],
     before: &[u32; BUF_WORDS],
     snap: &Snap,
@@ -431,8 +441,8 @@ fn pack(
     let (idx, moved) = match old.idx {
         Some(i) if start == old_start => (i, false),
         // Windows from the first event: the index counts rolls, one each.
-        Some(i) if is_first(snap.cfg) => (i.wrapping_add(1) & IDX_MASK, true),
-        None if is_first(snap.cfg) => (0, true),
+        Some(i) if first_call => (i.wrapping_add(1) & IDX_MASK, true),
+        None if first_call => (0, true),
         Some(i) if start > old_start && snap.iv != 0 => {
             (i.saturating_add((start - old_start) / snap.iv), true)
         }
@@ -479,7 +489,8 @@ impl<'a> Table<'a> {
         fast: impl Fn(&Snap) -> Option<(u64, T)>,
         mut f: impl FnMut(&mut Cell) -> Result<T, Error>,
     ) -> Result<Option<T>, Error> {
-        let alg = e.s[S_CFG].load(Ordering::Relaxed) as u32 & 0xf;
+        let cfg = e.s[S_CFG].load(Ordering::Relaxed);
+        let alg = cfg as u32 & 0xf;
         let mut first = None;
         if alg == Algorithm::Taildrop as u32 {
             // hot_run's first round, read here to try `fast` on it before
@@ -502,8 +513,12 @@ impl<'a> Table<'a> {
         macro_rules! per_algorithm {
             ($($a:ident),*) => {
                 match alg {
-                    $(x if x == Algorithm::$a as u32 => self.hot_run::<T, LOCKED>(e, gen, now, touch, Algorithm::$a, first, &mut f),)*
-                    x if x == Algorithm::Slots as u32 => self.hot_run::<T, LOCKED>(e, gen, now, touch, Algorithm::Slots, first, &mut f),
+                    // Windows from the first call: their own code (the
+                    // anchor, like the algorithm, is the entry's for as
+                    // long as its generation holds).
+                    x if x == Algorithm::Interval as u32 && is_first(cfg) => self.hot_run::<T, LOCKED>(e, gen, now, touch, Algorithm::Interval, true, first, &mut f),
+                    $(x if x == Algorithm::$a as u32 => self.hot_run::<T, LOCKED>(e, gen, now, touch, Algorithm::$a, false, first, &mut f),)*
+                    x if x == Algorithm::Slots as u32 => self.hot_run::<T, LOCKED>(e, gen, now, touch, Algorithm::Slots, false, first, &mut f),
                     _ => Err(Error::Corrupt),
                 }
             };
@@ -520,6 +535,7 @@ impl<'a> Table<'a> {
         now: u64,
         touch: bool,
         alg: Algorithm,
+        first_call: bool,
         mut first: Option<(Snap, bool)>,
         f: &mut impl FnMut(&mut Cell) -> Result<T, Error>,
     ) -> Result<Option<T>, Error> {
@@ -546,7 +562,7 @@ impl<'a> Table<'a> {
                 }
                 return Ok(None);
             }
-            let (before, old) = snap.words(alg, self.epoch);
+            let (before, old) = snap.words(alg, first_call, self.epoch);
             let mut cell = decode_as(alg, &before, self.epoch)?;
             let out = f(&mut cell)?;
             let after = encode(&cell);
@@ -561,13 +577,13 @@ impl<'a> Table<'a> {
                     None => return Ok(None),
                 }
             } else {
-                pack(gcra, &after, &before, &snap, old, self.epoch)
+                pack(gcra, first_call, &after, &before, &snap, old, self.epoch)
             };
             match moved {
                 // A roll commits even when `H` comes out the same (a window
                 // a multiple of 2^16 windows on, with the same count).
                 // Windows from the first event roll only under the lock.
-                Some(_) if is_first(snap.cfg) => {
+                Some(_) if first_call => {
                     if !LOCKED {
                         return Ok(None);
                     }
@@ -627,7 +643,7 @@ impl<'a> Table<'a> {
                     }
                 }
             }
-            let cfg = join(after[0] & !WINDOW_BITS, after[1]);
+            let cfg = join(after[0] & !OPEN_BIT, after[1]);
             if cfg != snap.cfg {
                 e.s[S_CFG].store(cfg, Ordering::Relaxed);
             }
@@ -646,7 +662,7 @@ impl<'a> Table<'a> {
     /// the entry lock, before the entry is published).
     pub(crate) fn hot_write(&self, e: &Entry, gen: u32, cell: &Cell) {
         let w = encode(cell);
-        let cfg = join(w[0] & !WINDOW_BITS, w[1]);
+        let cfg = join(w[0] & !OPEN_BIT, w[1]);
         e.s[S_CFG].store(cfg, Ordering::Relaxed);
         e.s[S_IV].store(join(w[2], w[3]), Ordering::Relaxed);
         e.s[S_X].store(u64::from(w[8]), Ordering::Relaxed);
