@@ -371,7 +371,7 @@ impl Snap {
             // Windows from the first event: `S_X` holds the window's
             // start and `S_P0` the last window's count, both stored by the
             // frozen roll that opened it; `H`'s 16 bits count the rolls.
-            w[0] |= 1 << 5;
+            w[0] |= OPEN_BIT;
             (w[4], w[5]) = split(self.x);
             w[6] = count;
             w[7] = self.p[0] as u32;
@@ -387,7 +387,7 @@ impl Snap {
         // at or before the time that opened it); an interval of 0 is
         // Corrupt when decoded.
         let start = idx.saturating_mul(self.iv).saturating_add(epoch);
-        w[0] |= 1 << 5;
+        w[0] |= OPEN_BIT;
         (w[4], w[5]) = split(start);
         w[6] = count;
         // A record names its window by the low 32 bits of its index.
@@ -433,7 +433,7 @@ fn pack(
         }
         return (tat.min(GCRA_DEAD - 1), None);
     }
-    if w[0] & (1 << 5) == 0 {
+    if w[0] & OPEN_BIT == 0 {
         return (snap.h, None);
     }
     let start = join(w[4], w[5]);
@@ -580,8 +580,6 @@ impl<'a> Table<'a> {
                 pack(gcra, first_call, &after, &before, &snap, old, self.epoch)
             };
             match moved {
-                // A roll commits even when `H` comes out the same (a window
-                // a multiple of 2^16 windows on, with the same count).
                 // Windows from the first event roll only under the lock.
                 Some(_) if first_call => {
                     if !LOCKED {
@@ -592,6 +590,8 @@ impl<'a> Table<'a> {
                         continue;
                     }
                 }
+                // A roll commits even when `H` comes out the same (a window
+                // a multiple of 2^16 windows on, with the same count).
                 Some(to) => {
                     let count = (snap.h & COUNT) as u32;
                     // Before the swap: whoever reads the new `H` finds the
