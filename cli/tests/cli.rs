@@ -405,10 +405,11 @@ fn a_mismatching_or_foreign_file_is_refused_and_left_alone() {
     assert!(r.stderr.contains("not a floodgate table"), "{r:?}");
     assert_eq!(std::fs::read(&f.path).unwrap(), before);
 
-    // Table files of layout versions 1 (before buckets and tags) and 2
-    // (before the lock-free hot path), as an older floodgate left them:
-    // refused, untouched, and the message says what to do.
-    for version in [1u32, 2] {
+    // Table files of layout versions 1 (before buckets and tags), 2
+    // (before the lock-free hot path) and 3 (SLOTS and first-call interval
+    // limits never hot), as an older floodgate left them: refused,
+    // untouched, and the message says what to do.
+    for version in [1u32, 2, 3] {
         let old = TempTable::new(&format!("layout{version}"));
         cli_json(
             &old,

@@ -22,8 +22,12 @@ pub(crate) const MAGIC: u32 = u32::from_le_bytes(*b"FGT1");
 /// any change of the layout; a table of another version is refused with
 /// [`Error::LayoutMismatch`](crate::Error::LayoutMismatch). Version 1 was
 /// the layout before buckets and tags (linear probing, no tag array);
-/// version 2 had 160-byte entries of `u32` words only, all locked.
-pub const LAYOUT_VERSION: u32 = 3;
+/// version 2 had 160-byte entries of `u32` words only, all locked;
+/// version 3 had today's bytes, but kept SLOTS entries and interval limits
+/// whose windows start at the first call locked: a build of version 3
+/// would misread such entries that this one keeps hot (`hot.rs`), so the
+/// two must not share a table.
+pub const LAYOUT_VERSION: u32 = 4;
 
 /// Entries per bucket: a key may live in any slot of its two buckets.
 pub const BUCKET_SLOTS: usize = 32;

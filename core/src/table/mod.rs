@@ -15,9 +15,10 @@
 //!   buffer; it must be aligned to 8 bytes. A header (magic, layout version,
 //!   capacity, entry and lease sizes) lets `attach` refuse memory that holds
 //!   no table ([`Error::NotATable`]) or another layout ([`Error::LayoutMismatch`]):
-//!   files made by floodgate before layout version 3 (version 1: linear
-//!   probing; version 2: every operation locked) are refused; delete them
-//!   and let the next user create a new table.
+//!   files made by floodgate before layout version 4 (version 1: linear
+//!   probing; version 2: every operation locked; version 3: SLOTS and
+//!   first-call interval limits locked, which version 4 keeps hot) are
+//!   refused; delete them and let the next user create a new table.
 //!
 //! # Entries
 //! Keys are byte strings of 1 to [`MAX_KEY_LEN`] (64) bytes: IPv6 address and
