@@ -33,7 +33,8 @@ use std::sync::{Mutex, Once};
 use std::time::Duration;
 
 use floodgate::table::{
-    entries_word, Config, Lease, Owner, Table, ENTRY_WORDS, HEADER_WORDS, LEASE_WORDS, MAX_MEMBERS,
+    entries_word, Config, Handle, Lease, Owner, Table, ENTRY_WORDS, HEADER_WORDS, LEASE_WORDS,
+    MAX_MEMBERS,
 };
 use floodgate::{Algorithm, Error, Gains, MaxZero};
 use proptest::prelude::*;
@@ -131,6 +132,11 @@ enum Op {
     /// A held handle (by index), or any bits if none is held.
     LeaseRelease(usize, u64),
     ReleaseLeaseOf(u8),
+    /// Resolves a key; its handle is kept.
+    Resolve(u8),
+    /// Through a kept handle (by index), or any bits if none is kept.
+    CheckRef(usize, u64),
+    RateCheckRef(usize, u64, i32),
     /// Members (distinct keys), per-member max, total max, lease hold.
     Balance(Vec<u8>, i32, i32, Option<Option<u64>>),
     CleanUnused(u32),
@@ -192,6 +198,9 @@ fn op() -> impl Strategy<Value = Op> {
         3 => (k, small_i32(), hold()).prop_map(|(k, m, h)| Op::LeaseAcquire(k, m, h)),
         2 => (any::<usize>(), any::<u64>()).prop_map(|(i, b)| Op::LeaseRelease(i, b)),
         1 => k.prop_map(Op::ReleaseLeaseOf),
+        2 => k.prop_map(Op::Resolve),
+        2 => (any::<usize>(), any::<u64>()).prop_map(|(i, b)| Op::CheckRef(i, b)),
+        2 => (any::<usize>(), any::<u64>(), small_i32()).prop_map(|(i, b, m)| Op::RateCheckRef(i, b, m)),
         2 => (
             proptest::collection::btree_set(0u8..8, 1..=4),
             small_i32(),
@@ -372,6 +381,9 @@ fn explained(e: Error) -> bool {
             | Error::Full
             | Error::LeasesFull
             | Error::WrongAlgorithm
+            // A handle whose entry the overwrite (or an operation since)
+            // changed, or bits that never were a handle.
+            | Error::Stale
             // Limits, bursts and rates out of range for the algorithm a
             // key holds (the generator mixes them freely), and loads or
             // gains refused by the controller.
@@ -382,8 +394,25 @@ fn explained(e: Error) -> bool {
     )
 }
 
+/// What a case's operations returned and later ones use.
+#[derive(Default)]
+struct Held {
+    leases: Vec<Lease>,
+    handles: Vec<Handle>,
+}
+
+impl Held {
+    /// Kept handle `i % len`, or `bits` if none is kept.
+    fn handle(&self, i: usize, bits: u64) -> Handle {
+        match self.handles.len() {
+            0 => Handle::from_bits(bits),
+            n => self.handles[i % n],
+        }
+    }
+}
+
 /// Runs `op` on `t` at `now`; `Err` if it returned an unexplained error.
-fn run(t: &Table<'_>, op: &Op, now: &mut u64, held: &mut Vec<Lease>) -> Result<(), String> {
+fn run(t: &Table<'_>, op: &Op, now: &mut u64, held: &mut Held) -> Result<(), String> {
     fn check<T: std::fmt::Debug>(r: Result<T, Error>) -> Result<(), String> {
         match r {
             Err(e) if !explained(e) => Err(format!("unexplained {e:?}")),
@@ -409,19 +438,28 @@ fn run(t: &Table<'_>, op: &Op, now: &mut u64, held: &mut Vec<Lease>) -> Result<(
         Op::LeaseAcquire(k, m, h) => {
             let r = t.lease_acquire(key(*k), *m, *h, n);
             if let Ok(floodgate::table::LeaseVerdict::Acquired(l)) = r {
-                held.push(l);
+                held.leases.push(l);
             }
             check(r)
         }
         Op::LeaseRelease(i, bits) => {
-            let l = if held.is_empty() {
+            let l = if held.leases.is_empty() {
                 Lease::from_bits(*bits)
             } else {
-                held.swap_remove(i % held.len())
+                held.leases.swap_remove(i % held.leases.len())
             };
             check(t.lease_release(l, n))
         }
         Op::ReleaseLeaseOf(k) => check(t.release_lease_of(key(*k), n)),
+        Op::Resolve(k) => {
+            let r = t.resolve(key(*k));
+            if let Ok(h) = r {
+                held.handles.push(h);
+            }
+            check(r)
+        }
+        Op::CheckRef(i, bits) => check(t.check_ref(held.handle(*i, *bits), n)),
+        Op::RateCheckRef(i, bits, m) => check(t.rate_check_ref(held.handle(*i, *bits), *m, n)),
         Op::Balance(m, per, total, hold) => {
             let members: Vec<&[u8]> = m.iter().map(|&k| KEYS[usize::from(k)]).collect();
             assert!(members.len() <= MAX_MEMBERS);
@@ -430,7 +468,7 @@ fn run(t: &Table<'_>, op: &Op, now: &mut u64, held: &mut Vec<Lease>) -> Result<(
                 Some(h) => t.balance_lease(&members, *per, *total, *h, n),
             };
             if let Ok(floodgate::table::Balanced::Acquired { lease: Some(l), .. }) = r {
-                held.push(l);
+                held.leases.push(l);
             }
             check(r)
         }
@@ -594,7 +632,7 @@ fn run_case(c: &Case) -> Result<(), TestCaseError> {
     let mut buf = vec![0u64; need.div_ceil(8)];
     let owner = owner(c.all_alive);
     let mut now = c.epoch.saturating_add(5 * S);
-    let mut held = Vec::new();
+    let mut held = Held::default();
     {
         let t = Table::init_in(as_bytes(&mut buf), &config, owner).unwrap();
         for op in &c.fill {
@@ -682,19 +720,44 @@ fn every_entry_and_lease_word_overwritten_with_edge_values_is_survived() {
         0x1234_5678,
     ];
     let mut cases = 0;
-    for a in 0..Algorithm::ALL.len() as u8 {
+    // Every algorithm, and interval limits whose windows start at the
+    // first call (created by rate_check: check_or_create aligns them).
+    let interval = Algorithm::ALL
+        .iter()
+        .position(|&a| a == Algorithm::Interval);
+    let kinds = (0..Algorithm::ALL.len() as u8)
+        .map(|a| (a, false))
+        .chain(interval.map(|a| (a as u8, true)));
+    for (a, first_call) in kinds {
         let fill = if algorithm(a) == Algorithm::Slots {
-            vec![Op::Acquire(0, 3), Op::LeaseAcquire(0, 3, Some(10 * S))]
+            vec![
+                Op::Acquire(0, 3),
+                Op::LeaseAcquire(0, 3, Some(10 * S)),
+                Op::Resolve(0),
+            ]
+        } else if first_call {
+            vec![
+                Op::RateCheck(0, 3, S, true, 1),
+                Op::RateCheck(0, 3, S, true, 1),
+                Op::Resolve(0),
+            ]
         } else {
             let limit = if algorithm(a) == Algorithm::Feedback {
                 50
             } else {
                 3
             };
-            vec![Op::CheckOrCreate(0, a, limit), Op::Check(0), Op::Check(0)]
+            vec![
+                Op::CheckOrCreate(0, a, limit),
+                Op::Check(0),
+                Op::Check(0),
+                Op::Resolve(0),
+            ]
         };
         let ops = vec![
             Op::Check(0),
+            Op::CheckRef(0, 0),
+            Op::RateCheckRef(0, 0, 2),
             Op::Get(0),
             Op::Iter,
             Op::NextWindow,
@@ -713,6 +776,8 @@ fn every_entry_and_lease_word_overwritten_with_edge_values_is_survived() {
             Op::Wait(100 * S),
             Op::Get(0),
             Op::Check(0),
+            Op::RateCheckRef(0, 0, 2),
+            Op::CheckRef(0, 0),
             Op::CleanUnused(1),
             Op::Set(0, a, 3),
             Op::Wait(u64::MAX),
@@ -740,14 +805,20 @@ fn every_entry_and_lease_word_overwritten_with_edge_values_is_survived() {
                     ops: ops.clone(),
                 };
                 if let Err(e) = run_case(&c) {
-                    panic!("{:?}, {area:?} word {word} = {v:#x}: {e}", algorithm(a));
+                    panic!(
+                        "{:?} (first call: {first_call}), {area:?} word {word} = {v:#x}: {e}",
+                        algorithm(a)
+                    );
                 }
                 cases += 1;
             }
         }
     }
     let per_algorithm = ENTRY_WORDS - 1 + 2 * LEASE_WORDS;
-    assert_eq!(cases, Algorithm::ALL.len() * per_algorithm * VALUES.len());
+    assert_eq!(
+        cases,
+        (Algorithm::ALL.len() + 1) * per_algorithm * VALUES.len()
+    );
 }
 
 proptest! {

@@ -11,7 +11,9 @@
 //! leased holders, lease handles (release once, expiry measured by later
 //! calls' `now`, entry deletion), balancing over small groups,
 //! `interval_reset`, `clean_unused`, the FEEDBACK setpoint and NETWORK bytes
-//! the table shares, `get` and `iter` listings, and that an operation that
+//! the table shares, handles (`resolve`, `check_ref` and `rate_check_ref`
+//! act on the entry resolved, and only on it: stale once it was deleted
+//! or replaced), `get` and `iter` listings, and that an operation that
 //! fails changes nothing. Every result is compared after each operation,
 //! and so is the full listing.
 //!
@@ -26,7 +28,8 @@ use std::collections::{HashMap, HashSet};
 mod common;
 
 use floodgate::table::{
-    Balanced, Config, Lease, LeaseRelease, LeaseVerdict, Owner, Table, MAX_KEY_LEN, MAX_MEMBERS,
+    Balanced, Config, Handle, Lease, LeaseRelease, LeaseVerdict, Owner, Table, MAX_KEY_LEN,
+    MAX_MEMBERS,
 };
 use floodgate::{
     Algorithm, Error, IntervalLimit, Limiter, MaxZero, PidController, Release, Shared, SlotVerdict,
@@ -211,6 +214,11 @@ enum Op {
     Remove(K),
     IntervalReset(K),
     RateCheck(K, i32, Iv, bool, MaxZero),
+    /// Resolves the key; its handle is kept (one per key, the last).
+    Resolve(K),
+    /// Through the key's kept handle (nothing if it has none).
+    CheckRef(K),
+    RateCheckRef(K, i32),
     Acquire(K, i32),
     Release(K),
     Usage(K),
@@ -298,6 +306,9 @@ fn op() -> impl Strategy<Value = Op> {
         2 => key().prop_map(Op::IntervalReset),
         4 => (key(), -2i32..=6, iv(), any::<bool>(), max_zero())
             .prop_map(|(k, m, i, a, z)| Op::RateCheck(k, m, i, a, z)),
+        3 => key().prop_map(Op::Resolve),
+        3 => key().prop_map(Op::CheckRef),
+        3 => (key(), -2i32..=6).prop_map(|(k, m)| Op::RateCheckRef(k, m)),
         5 => (key(), slot_max()).prop_map(|(k, m)| Op::Acquire(k, m)),
         4 => key().prop_map(Op::Release),
         2 => key().prop_map(Op::Usage),
@@ -471,6 +482,49 @@ impl Model {
         assert!(self.entries.insert(key.to_vec(), e).is_none());
     }
 
+    /// A new life for `key`'s entry: the table replaced it (a new
+    /// algorithm or window: a hot entry's state cannot change kind in
+    /// place), so handles resolved before are stale.
+    fn renew(&mut self, key: &[u8]) {
+        self.next_id += 1;
+        if let Some(e) = self.entries.get_mut(key) {
+            e.id = self.next_id;
+        }
+    }
+
+    /// Whether `key`'s entry is still life `id` (the one a handle named).
+    fn live(&self, key: &[u8], id: u64) -> Result<(), Error> {
+        match self.entries.get(key) {
+            Some(e) if e.id == id => Ok(()),
+            _ => Err(Error::Stale),
+        }
+    }
+
+    fn check_ref(&mut self, key: &[u8], id: u64, now: u64) -> Result<Verdict, Error> {
+        self.live(key, id)?;
+        self.check(key, now)
+    }
+
+    /// `rate_check` through a handle: the entry's window and max_zero rule,
+    /// the call's max.
+    fn rate_check_ref(
+        &mut self,
+        key: &[u8],
+        id: u64,
+        max: i32,
+        now: u64,
+    ) -> Result<Verdict, Error> {
+        self.live(key, id)?;
+        let e = self.entry(key)?;
+        let Kind::Rate(Limiter::Interval(l)) = &mut e.kind else {
+            return Err(Error::WrongAlgorithm);
+        };
+        l.set_max(max);
+        let v = l.check(now);
+        e.last_used = now;
+        Ok(v)
+    }
+
     fn delete(&mut self, key: &[u8]) {
         if let Some(e) = self.entries.remove(key) {
             self.leases.retain(|_, l| l.entry != e.id);
@@ -636,7 +690,9 @@ impl Model {
                     return Err(Error::WrongAlgorithm);
                 } else {
                     e.kind = fresh;
+                    self.renew(key);
                 }
+                let e = self.entry(key)?;
                 e.last_used = now;
             }
         }
@@ -701,12 +757,16 @@ impl Model {
         let Kind::Rate(Limiter::Interval(l)) = &mut e.kind else {
             return Err(Error::WrongAlgorithm);
         };
-        if l.counter().window() != window || l.max_zero() != zero {
+        let renew = l.counter().window() != window || l.max_zero() != zero;
+        if renew {
             *l = fresh;
         }
         l.set_max(max);
         let v = l.check(now);
         e.last_used = now;
+        if renew {
+            self.renew(key);
+        }
         Ok(v)
     }
 
@@ -971,6 +1031,8 @@ struct Run<'t> {
     now: u64,
     /// Every handle the table returned, in order.
     handles: Vec<Lease>,
+    /// Each key's last resolved handle, with the model's life of its entry.
+    refs: HashMap<Vec<u8>, (Handle, u64)>,
 }
 
 impl Run<'_> {
@@ -1044,6 +1106,40 @@ impl Run<'_> {
                 prop_assert_eq!(r, mr);
                 r.is_err()
             }
+            Op::Resolve(key) => {
+                let key = k(key);
+                let r = t.resolve(&key);
+                let mr = check_key(&key)
+                    .and_then(|()| self.m.entries.get(&key).map(|e| e.id).ok_or(Error::NoPipe));
+                match (r, mr) {
+                    (Ok(h), Ok(id)) => {
+                        prop_assert_eq!(Handle::from_bits(h.to_bits()), h);
+                        self.refs.insert(key, (h, id));
+                    }
+                    (Err(a), Err(b)) => prop_assert_eq!(a, b),
+                    (r, mr) => prop_assert!(false, "table {:?}, model {:?}", r, mr),
+                }
+                r.is_err()
+            }
+            Op::CheckRef(key) => match self.refs.get(&k(key)).copied() {
+                Some((h, id)) => {
+                    let key = k(key);
+                    let r = t.check_ref(h, now);
+                    prop_assert_eq!(r, tx(&mut self.m, |m| m.check_ref(&key, id, now)));
+                    r.is_err()
+                }
+                None => false,
+            },
+            Op::RateCheckRef(key, max) => match self.refs.get(&k(key)).copied() {
+                Some((h, id)) => {
+                    let key = k(key);
+                    let r = t.rate_check_ref(h, *max, now);
+                    let mr = tx(&mut self.m, |m| m.rate_check_ref(&key, id, *max, now));
+                    prop_assert_eq!(r, mr);
+                    r.is_err()
+                }
+                None => false,
+            },
             Op::Acquire(key, max) => {
                 let key = k(key);
                 let r = t.acquire(&key, *max, now);
@@ -1185,6 +1281,7 @@ fn run_main(
             pool,
             now: start,
             handles: Vec::new(),
+            refs: HashMap::new(),
         };
         for (step, op) in ops {
             run.now = step.apply(run.now, interval);

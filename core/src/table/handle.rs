@@ -1,7 +1,8 @@
 //! Resolved keys: look a key up once ([`Table::resolve`]), then check
-//! through the [`Handle`] ([`Table::check_ref`]) without hashing the key or
-//! reading tags, for callers that check the same keys again and again (a
-//! trunk, a peer, a node's links).
+//! through the [`Handle`] ([`Table::check_ref`] for pipes and GCRA,
+//! [`Table::rate_check_ref`] for interval limits) without hashing the key
+//! or reading tags, for callers that check the same keys again and again
+//! (a trunk, a peer, a node's links).
 //!
 //! A handle names an entry's slot and its generation. Entries never move
 //! (see the table's placement), and the generation changes whenever an
@@ -15,10 +16,12 @@
 //! only be mistaken for a later entry of its slot after 2^30 deletions and
 //! creations there between two uses.
 
+use super::codec::Cell;
 use super::layout::*;
 use super::lock::Ordering;
-use super::{lookup::key_error, Table};
-use crate::{Error, Verdict};
+use super::word::Entry;
+use super::{lookup::key_error, Guard, Table};
+use crate::{Error, Limiter, Verdict};
 
 /// A key resolved to its entry by [`Table::resolve`]; copy it freely, store
 /// it as a `u64` ([`Handle::to_bits`]), share it between the processes of
@@ -70,29 +73,71 @@ impl<'a> Table<'a> {
     /// deleted, evicted or reused since [`Table::resolve`] (nothing is
     /// touched then).
     pub fn check_ref(&self, handle: Handle, now: u64) -> Result<Verdict, Error> {
+        self.through(
+            handle,
+            #[inline(always)]
+            |e| self.hot_check(e, handle.gen, now),
+            |g| self.check_locked(g, now),
+        )
+    }
+
+    /// [`Table::rate_check`] through a handle (FreeSWITCH `limit ...
+    /// max/interval` on a key resolved once): `max` replaces the stored
+    /// max, as each `rate_check` call's does, then one call is counted and
+    /// decided. The interval, the anchor and the `max == 0` rule are the
+    /// entry's, as the `rate_check` that created it set them; to change
+    /// them, call [`Table::rate_check`] by key, which starts the entry
+    /// afresh (a new entry: the old handle becomes stale where entries
+    /// are hot, that is wherever the target has 64-bit atomics).
+    /// [`Error::WrongAlgorithm`] if the entry is not an interval limit,
+    /// [`Error::Stale`] as [`Table::check_ref`].
+    pub fn rate_check_ref(&self, handle: Handle, max: i32, now: u64) -> Result<Verdict, Error> {
+        let run = |c: &mut Cell| {
+            let Limiter::Interval(l) = &mut c.limiter else {
+                return Err(Error::WrongAlgorithm);
+            };
+            l.set_max(max);
+            Ok(l.check(now))
+        };
+        self.through(
+            handle,
+            #[inline(always)]
+            |e| self.hot_update::<_, false>(e, handle.gen, now, true, run),
+            |g| self.update(g, now, run),
+        )
+    }
+
+    /// Runs `hot` on the handle's entry if it is hot and of the handle's
+    /// generation (lock-free, as [`Table::check`]'s hot path: the
+    /// generation read after the meta word must be the handle's, and
+    /// `hot` checks it again after reading the state), else `locked` on
+    /// it under its lock, if it is still the handle's; [`Error::Stale`]
+    /// otherwise, with nothing touched.
+    #[inline(always)]
+    fn through<T>(
+        &self,
+        handle: Handle,
+        hot: impl FnOnce(&Entry) -> Result<Option<T>, Error>,
+        locked: impl FnOnce(Guard<'a>) -> Result<T, Error>,
+    ) -> Result<T, Error> {
         let idx = handle.slot();
-        if idx >= self.entries.len() {
+        let Some(e) = self.entries.get(idx) else {
             return Err(Error::Stale);
-        }
-        if let Some(e) = self.entries.get(idx) {
-            let m = e[E_META].load(Ordering::Acquire);
-            if meta_state(m) == STATE_USED && m & META_HOT != 0 {
-                // Lock-free, as Table::check's hot path: the generation
-                // read after the meta word must be the handle's, and is
-                // checked again after the state is read.
-                if e[E_GEN].load(Ordering::Acquire) != handle.gen {
-                    return Err(Error::Stale);
-                }
-                if let Some(v) = self.hot_check(e, handle.gen, now)? {
-                    return Ok(v);
-                }
+        };
+        let m = e[E_META].load(Ordering::Acquire);
+        if meta_state(m) == STATE_USED && m & META_HOT != 0 {
+            if e[E_GEN].load(Ordering::Acquire) != handle.gen {
+                return Err(Error::Stale);
+            }
+            if let Some(v) = hot(e)? {
+                return Ok(v);
             }
         }
         let g = self.lock_idx(idx)?;
         if g.gen() != handle.gen || meta_state(g.e[E_META].load(Ordering::Relaxed)) != STATE_USED {
             return Err(Error::Stale);
         }
-        self.check_locked(g, now)
+        locked(g)
     }
 }
 
@@ -100,7 +145,7 @@ impl<'a> Table<'a> {
 mod tests {
     use super::*;
     use crate::table::Config;
-    use crate::Algorithm;
+    use crate::{Algorithm, MaxZero};
 
     const S: u64 = 1_000_000_000;
 
@@ -140,6 +185,56 @@ mod tests {
             let n = t.resolve(b"n").unwrap();
             assert_ne!(n.slot(), h.slot());
             assert_eq!(t.check_ref(n, 0), Ok(Verdict::PassNop));
+        });
+    }
+
+    #[test]
+    fn an_interval_limit_through_its_handle_is_rate_check_on_its_key() {
+        with_table(8, |t| {
+            for (key, first) in [(&b"aligned"[..], false), (b"first", true)] {
+                let rc = |max, now| t.rate_check(key, max, 10 * S, first, MaxZero::ModHash, now);
+                // Created by key, then by handle and by key in turn: one
+                // count, one window, whichever way it is named.
+                assert_eq!(rc(2, 3 * S), Ok(Verdict::Pass));
+                let h = t.resolve(key).unwrap();
+                assert_eq!(t.rate_check_ref(h, 2, 3 * S + 1), Ok(Verdict::Pass));
+                assert_eq!(rc(2, 3 * S + 2), Ok(Verdict::Drop));
+                assert_eq!(t.rate_check_ref(h, 2, 3 * S + 3), Ok(Verdict::Drop));
+                // Each call's max replaces the stored one.
+                assert_eq!(t.rate_check_ref(h, 5, 3 * S + 4), Ok(Verdict::Pass));
+                assert_eq!(t.get(key, 3 * S + 4).unwrap().limit, 5);
+                assert_eq!(t.get(key, 3 * S + 4).unwrap().counter, 5);
+                // max 0 as the entry's rule says (mod_hash: only the
+                // window's first call passes).
+                assert_eq!(t.rate_check_ref(h, 0, 3 * S + 5), Ok(Verdict::Drop));
+                // The next window: aligned at 10 s, or 10 s after 3 s.
+                let next = if first { 13 * S } else { 10 * S };
+                assert_eq!(t.rate_check_ref(h, 1, next - 1), Ok(Verdict::Drop));
+                assert_eq!(t.rate_check_ref(h, 1, next), Ok(Verdict::Pass));
+                assert_eq!(rc(1, next + 1), Ok(Verdict::Drop));
+                let s = t.get(key, next + 1).unwrap();
+                assert_eq!((s.counter, s.last_counter), (2, 7));
+                // A new interval by key starts a new entry: the handle is
+                // stale and touches nothing.
+                assert_eq!(
+                    t.rate_check(key, 1, 20 * S, first, MaxZero::ModHash, next + 2),
+                    Ok(Verdict::Pass)
+                );
+                assert_eq!(t.rate_check_ref(h, 9, next + 3), Err(Error::Stale));
+                assert_eq!(t.get(key, next + 3).unwrap().limit, 1);
+            }
+            // Another kind of entry: refused, untouched.
+            assert_eq!(
+                t.check_or_create(b"pipe", Algorithm::Taildrop, 3, 0),
+                Ok(Verdict::Pass)
+            );
+            let p = t.resolve(b"pipe").unwrap();
+            assert_eq!(t.rate_check_ref(p, 9, 1), Err(Error::WrongAlgorithm));
+            assert_eq!(t.get(b"pipe", 1).unwrap().counter, 1);
+            assert_eq!(
+                t.rate_check_ref(Handle::from_bits(u64::MAX), 1, 1),
+                Err(Error::Stale)
+            );
         });
     }
 
