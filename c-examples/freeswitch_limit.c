@@ -5,6 +5,7 @@
  *   limit hiredis default exclusive_limit 3           -> fg_slot_acquire / fg_slot_release
  *   limit hiredis default exclusive_interval_limit 2/30 -> fg_rate_check
  *   limit hash outbound carrier1 5/1                    -> fg_rate_check
+ *   the same, on a key resolved once (fg_resolve)       -> fg_rate_check_ref
  *   limit_usage                                         -> fg_slot_usage
  *   limit ... -1 (counter only), limit ... 0            -> max < 0, max == 0
  *   limit_interval_reset                                -> fg_interval_reset
@@ -179,6 +180,27 @@ int main(void) {
             (void)hiredis_rate(a, 5, S, first + (uint64_t)i * MS);
         EXPECT_RC("5/1 (aligned): 6th call at +1.2 s (next aligned second)",
                   hiredis_rate(a, 5, S, first + 700 * MS), FG_PASS);
+
+        /* A carrier limited on every call: resolve its key once, then
+         * fg_rate_check_ref skips hashing and looking the key up. The entry
+         * keeps its interval and anchor; each call's max applies. */
+        uint64_t ref = 0;
+        EXPECT_RC("fg_resolve(outbound/carrier2)", fg_resolve(&t, KEY(h), &ref), FG_OK);
+        EXPECT_RC("5/1 (mod_hash) through the handle: 2nd call of the window opened at +1.5 s",
+                  fg_rate_check_ref(&t, ref, 5, first + S + 100 * MS), FG_PASS);
+        EXPECT_RC("through the handle, max now 2: 3rd call of that window",
+                  fg_rate_check_ref(&t, ref, 2, first + S + 200 * MS), FG_DROP);
+        EXPECT("by key: that window's count", get(h, first + S + 200 * MS).counter, 3);
+        EXPECT_RC("through the handle at +2.5 s (a new window)",
+                  fg_rate_check_ref(&t, ref, 2, first + 2 * S), FG_PASS);
+        uint64_t slots_ref = 0;
+        EXPECT_RC("fg_resolve(default/exclusive_limit)",
+                  fg_resolve(&t, KEY("default/exclusive_limit"), &slots_ref), FG_OK);
+        EXPECT_RC("a concurrent limit through fg_rate_check_ref",
+                  fg_rate_check_ref(&t, slots_ref, 5, first + 2 * S), FG_E_WRONG_ALGORITHM);
+        EXPECT_RC("fg_pipe_remove(outbound/carrier2)", fg_pipe_remove(&t, KEY(h)), FG_OK);
+        EXPECT_RC("its handle after the removal", fg_rate_check_ref(&t, ref, 5, first + 2 * S),
+                  FG_E_STALE);
     }
 
     /* ---- counter only: max -1 never refuses, counts ------------------------- */

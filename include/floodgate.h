@@ -677,6 +677,25 @@ enum fg_result fg_rate_check(const struct fg_table *t,
                              uint64_t now_ns);
 
 /**
+ * `fg_rate_check` through a handle from `fg_resolve` on an interval
+ * limit: `max` replaces the stored max; the interval, anchor and
+ * `max_zero` rule are the ones the `fg_rate_check` that created the
+ * entry gave (to change them, call `fg_rate_check` by key: it starts
+ * the entry afresh, and the handle then gets `FG_E_STALE`). `FG_PASS`
+ * or `FG_DROP`; `FG_E_WRONG_ALGORITHM` if the entry is not an interval
+ * limit; `FG_E_STALE` (nothing touched) as `fg_check_ref`.
+ *
+ * # Safety
+ * Pointers must be NULL or valid for what this function reads and
+ * writes through them; a handle must come from `fg_table_init` or
+ * `fg_table_attach`, and its region must still be mapped.
+ */
+enum fg_result fg_rate_check_ref(const struct fg_table *t,
+                                 uint64_t handle,
+                                 int32_t max,
+                                 uint64_t now_ns);
+
+/**
  * FreeSWITCH `limit_interval_reset`: zeroes the current window's count now.
  *
  * # Safety

@@ -563,6 +563,20 @@ export! {
         tab.rate_check(k, max, interval_ns, first_event, mz, now_ns).map(verdict).map_err(err)
     }
 
+    /// `fg_rate_check` through a handle from `fg_resolve` on an interval
+    /// limit: `max` replaces the stored max; the interval, anchor and
+    /// `max_zero` rule are the ones the `fg_rate_check` that created the
+    /// entry gave (to change them, call `fg_rate_check` by key: it starts
+    /// the entry afresh, and the handle then gets `FG_E_STALE`). `FG_PASS`
+    /// or `FG_DROP`; `FG_E_WRONG_ALGORITHM` if the entry is not an interval
+    /// limit; `FG_E_STALE` (nothing touched) as `fg_check_ref`.
+    fn fg_rate_check_ref(t: *const fg_table, handle: u64, max: i32, now_ns: u64) nonnull(t) {
+        let tab = table(t)?;
+        tab.rate_check_ref(fg::table::Handle::from_bits(handle), max, now_ns)
+            .map(verdict)
+            .map_err(err)
+    }
+
     /// FreeSWITCH `limit_interval_reset`: zeroes the current window's count now.
     fn fg_interval_reset(t: *const fg_table, key: *const u8, key_len: usize, now_ns: u64) nonnull(t, key) {
         let tab = table(t)?;

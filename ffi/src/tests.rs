@@ -442,6 +442,56 @@ fn a_resolved_handle_checks_and_goes_stale_when_its_entry_goes() {
         }
         let stale = core::ffi::CStr::from_ptr(fg_strerror(fg_result::FG_E_STALE as i32));
         assert!(stale.to_str().unwrap().contains("resolve the key again"));
+
+        // An interval limit through its handle: the entry's window, each
+        // call's max; another kind is refused; a stale handle touches nothing.
+        let r = b"carrier";
+        assert_eq!(
+            fg_pipe_remove(&t, b"d".as_ptr(), 1),
+            fg_result::FG_OK,
+            "room for it"
+        );
+        assert_eq!(
+            fg_rate_check(
+                &t,
+                r.as_ptr(),
+                r.len(),
+                1,
+                10,
+                FG_ANCHOR_FIRST_EVENT,
+                FG_MAX_ZERO_MOD_HASH,
+                8
+            ),
+            fg_result::FG_PASS
+        );
+        let mut rh = 0u64;
+        assert_eq!(
+            fg_resolve(&t, r.as_ptr(), r.len(), &mut rh),
+            fg_result::FG_OK
+        );
+        assert_eq!(fg_rate_check_ref(&t, rh, 1, 9), fg_result::FG_DROP);
+        assert_eq!(fg_rate_check_ref(&t, rh, 3, 10), fg_result::FG_PASS);
+        assert_eq!(
+            fg_rate_check_ref(&t, rh, 3, 18),
+            fg_result::FG_PASS,
+            "a new window at 18"
+        );
+        assert_eq!(fg_rate_check_ref(null(), rh, 3, 18), fg_result::FG_E_NULL);
+        assert_eq!(
+            fg_rate_check_ref(&handle(), rh, 3, 18),
+            fg_result::FG_E_BAD_HANDLE
+        );
+        let mut p = 0u64;
+        assert_eq!(fg_resolve(&t, b"a".as_ptr(), 1, &mut p), fg_result::FG_OK);
+        let mut e = core::mem::zeroed::<fg_entry>();
+        assert_eq!(
+            fg_rate_check_ref(&t, p, 3, 18),
+            fg_result::FG_E_WRONG_ALGORITHM
+        );
+        assert_eq!(fg_get(&t, b"a".as_ptr(), 1, 18, &mut e), fg_result::FG_OK);
+        assert_eq!(e.counter, 2, "a untouched");
+        assert_eq!(fg_pipe_remove(&t, r.as_ptr(), r.len()), fg_result::FG_OK);
+        assert_eq!(fg_rate_check_ref(&t, rh, 3, 19), fg_result::FG_E_STALE);
     }
 }
 
