@@ -191,6 +191,44 @@ impl Case for FgModHash {
     }
 }
 
+/// [`FgModHash`]'s limit, resolved once and checked through the handle
+/// ([`Table::rate_check_ref`]): no hash, no lookup.
+pub struct FgModHashRef {
+    table: Table<'static>,
+    handle: Handle,
+    clock: BenchClock,
+}
+
+impl FgModHashRef {
+    /// The limit made by one `rate_check`, then resolved.
+    pub fn new() -> FgModHashRef {
+        let mut m = FgModHash::new();
+        m.op();
+        FgModHashRef {
+            handle: m.table.resolve(b"10.0.0.1").expect("resolve the limit"),
+            table: m.table,
+            clock: m.clock,
+        }
+    }
+}
+
+impl Default for FgModHashRef {
+    fn default() -> FgModHashRef {
+        FgModHashRef::new()
+    }
+}
+
+impl Case for FgModHashRef {
+    #[inline(always)]
+    fn op(&mut self) -> u64 {
+        let now = self.clock.tick();
+        pass(
+            self.table
+                .rate_check_ref(self.handle, RATE_PER_SEC as i32, now),
+        )
+    }
+}
+
 /// floodgate's table pipe checked through a resolved handle
 /// ([`Table::check_ref`]): no hash, no lookup; the entry's lock and the
 /// generation check remain.
@@ -1188,6 +1226,7 @@ pub const NAMES: &[&str] = &[
     "single_pipe/floodgate/GCRA",
     "single_pipe/floodgate_ref/TAILDROP",
     "single_pipe/floodgate_ref/GCRA",
+    "single_pipe/floodgate_ref/INTERVAL_FIRST",
     "single_pipe/floodgate_bare/TAILDROP",
     "single_pipe/floodgate_bare/RED",
     "single_pipe/floodgate_bare/FEEDBACK",
@@ -1270,6 +1309,9 @@ pub fn with_case<R: Runner>(name: &str, r: &mut R) -> bool {
             Some(a) => r.run(name, FgPipe::new(a)),
             None => return false,
         },
+        ("single_pipe", "floodgate_ref") if param == "INTERVAL_FIRST" => {
+            r.run(name, FgModHashRef::new())
+        }
         ("single_pipe", "floodgate_ref") => match algorithm(param) {
             Some(a) => r.run(name, FgPipeRef::new(a)),
             None => return false,
