@@ -33,7 +33,8 @@ use floodgate::{Algorithm, Error, MaxZero, Release, SlotVerdict, Verdict};
 const CHILDREN: usize = 4;
 /// The child that gets killed (it loops until then).
 const VICTIM: usize = 1;
-/// Iterations of each survivor (about 8 table calls each).
+/// Iterations of each survivor (about 8 table calls each), at least: a
+/// survivor that has not had a lease yet goes on until it gets one.
 const ITERATIONS: u64 = 12_000;
 const SLOT_MAX: u32 = 3;
 const LEASE_MAX: u32 = 3;
@@ -148,7 +149,12 @@ fn child(me: usize, file: &ShmFile, sh: &Shared) -> i32 {
         r.vlease_taken.store(1, SeqCst);
     }
     let mut i = 0u64;
-    while me == VICTIM || i < ITERATIONS {
+    // Past ITERATIONS, a survivor that never got a lease goes on until it
+    // does (the others end, the victim's lease expires; the watchdog
+    // bounds it): on a busy machine the children that run find the ones
+    // preempted holding all the leases, and a late starter could otherwise
+    // be refused every time, leaving its lease path untested.
+    while me == VICTIM || i < ITERATIONS || r.leases_acquired.load(SeqCst) == 0 {
         r.iterations.store(i, SeqCst);
         let now = now_ns();
 
@@ -160,7 +166,13 @@ fn child(me: usize, file: &ShmFile, sh: &Shared) -> i32 {
                 r.leases_acquired.fetch_add(1, SeqCst);
                 Some(l)
             }
-            LeaseVerdict::Refused => None,
+            LeaseVerdict::Refused => {
+                if i >= ITERATIONS {
+                    // Let the holders run and give theirs back.
+                    std::thread::sleep(Duration::from_micros(200));
+                }
+                None
+            }
         };
 
         // Remove and re-create a key: inserts under the insert lock.
