@@ -410,6 +410,18 @@ struct ModelLease {
 /// A hold that ends at `u64::MAX` or later never ends (the table keeps
 /// expiries as `u64` with `u64::MAX` for "until released"; only a hold ending
 /// exactly at `u64::MAX`, checked at `now == u64::MAX`, could tell).
+/// One max/interval call on `e` in the window it has: the call's max
+/// replaces the stored one; `rate_check` and `rate_check_ref` end here.
+fn interval_call(e: &mut ModelEntry, max: i32, now: u64) -> Result<Verdict, Error> {
+    let Kind::Rate(Limiter::Interval(l)) = &mut e.kind else {
+        return Err(Error::WrongAlgorithm);
+    };
+    l.set_max(max);
+    let v = l.check(now);
+    e.last_used = now;
+    Ok(v)
+}
+
 fn expired(expires: Option<u128>, now: u64) -> bool {
     expires.is_some_and(|e| e < u128::from(u64::MAX) && u128::from(now) >= e)
 }
@@ -515,14 +527,7 @@ impl Model {
         now: u64,
     ) -> Result<Verdict, Error> {
         self.live(key, id)?;
-        let e = self.entry(key)?;
-        let Kind::Rate(Limiter::Interval(l)) = &mut e.kind else {
-            return Err(Error::WrongAlgorithm);
-        };
-        l.set_max(max);
-        let v = l.check(now);
-        e.last_used = now;
-        Ok(v)
+        interval_call(self.entry(key)?, max, now)
     }
 
     fn delete(&mut self, key: &[u8]) {
@@ -761,13 +766,11 @@ impl Model {
         if renew {
             *l = fresh;
         }
-        l.set_max(max);
-        let v = l.check(now);
-        e.last_used = now;
+        let v = interval_call(e, max, now);
         if renew {
             self.renew(key);
         }
-        Ok(v)
+        v
     }
 
     fn create_slots(&mut self, key: &[u8], max: i32, now: u64) {

@@ -20,8 +20,8 @@ use super::codec::Cell;
 use super::layout::*;
 use super::lock::Ordering;
 use super::word::Entry;
-use super::{lookup::key_error, Guard, Table};
-use crate::{Error, Limiter, Verdict};
+use super::{interval_call, lookup::key_error, Guard, Table};
+use crate::{Error, Verdict};
 
 /// A key resolved to its entry by [`Table::resolve`]; copy it freely, store
 /// it as a `u64` ([`Handle::to_bits`]), share it between the processes of
@@ -92,13 +92,7 @@ impl<'a> Table<'a> {
     /// [`Error::WrongAlgorithm`] if the entry is not an interval limit,
     /// [`Error::Stale`] as [`Table::check_ref`].
     pub fn rate_check_ref(&self, handle: Handle, max: i32, now: u64) -> Result<Verdict, Error> {
-        let run = |c: &mut Cell| {
-            let Limiter::Interval(l) = &mut c.limiter else {
-                return Err(Error::WrongAlgorithm);
-            };
-            l.set_max(max);
-            Ok(l.check(now))
-        };
+        let run = |c: &mut Cell| interval_call(c, max, now);
         self.through(
             handle,
             #[inline(always)]

@@ -1403,8 +1403,21 @@ fn interval_check(
         }
         *l = *fresh;
     }
-    l.set_max(fresh.max());
-    Ok(Some(l.check(now)))
+    interval_call(c, fresh.max(), now).map(Some)
+}
+
+/// One FreeSWITCH `max/interval` call on cell `c`, in the window it has:
+/// the call's `max` replaces the stored one (each call passes its own),
+/// then the call is counted and decided at `now`. [`Error::WrongAlgorithm`]
+/// if `c` holds another kind. [`Table::rate_check`] (through
+/// [`interval_check`]) and [`Table::rate_check_ref`] both end here.
+#[inline(always)]
+pub(crate) fn interval_call(c: &mut Cell, max: i32, now: u64) -> Result<Verdict, Error> {
+    let Limiter::Interval(l) = &mut c.limiter else {
+        return Err(Error::WrongAlgorithm);
+    };
+    l.set_max(max);
+    Ok(l.check(now))
 }
 
 #[cfg(all(test, not(loom)))]
