@@ -406,10 +406,11 @@ fn a_mismatching_or_foreign_file_is_refused_and_left_alone() {
     assert_eq!(std::fs::read(&f.path).unwrap(), before);
 
     // Table files of layout versions 1 (before buckets and tags), 2
-    // (before the lock-free hot path) and 3 (SLOTS and first-call interval
-    // limits never hot), as an older floodgate left them: refused,
+    // (before the lock-free hot path), 3 (SLOTS and first-call interval
+    // limits never hot) and 4 (first-call limits rolled under the lock),
+    // as an older floodgate left them: refused,
     // untouched, and the message says what to do.
-    for version in [1u32, 2, 3] {
+    for version in [1u32, 2, 3, 4] {
         let old = TempTable::new(&format!("layout{version}"));
         cli_json(
             &old,

@@ -148,7 +148,7 @@ fn lock_words_naming_live_pids_are_busy_and_stop_nobody_else() {
     assert_eq!(t.release(b"hslots", 1), Ok(floodgate::Release::Released));
     assert_eq!(t.usage(b"hslots", 1), Ok(1));
     // A FreeSWITCH mod_hash limit (windows from the first call) stuck the
-    // same way: checks and resets in its window take no lock.
+    // same way: checks, resets and rolls take no lock.
     let fs = |now| t.rate_check(b"fs", 2, 1_000_000_000, true, MaxZero::RefuseAll, now);
     assert_eq!(fs(1), Ok(Verdict::Pass));
     let fs_word = lock_word(&file, &t, b"fs");
@@ -161,6 +161,14 @@ fn lock_words_naming_live_pids_are_busy_and_stop_nobody_else() {
     assert_eq!(t.interval_reset(b"fs", 3), Ok(()));
     assert_eq!(fs(4), Ok(Verdict::Pass));
     assert_eq!(t.get(b"fs", 4).unwrap().counter, 1);
+    assert_eq!(
+        timed("mod_hash roll of a stuck entry: no wait", || fs(
+            1_000_000_004
+        )),
+        Ok(Verdict::Pass)
+    );
+    let s = t.get(b"fs", 1_000_000_004).unwrap();
+    assert_eq!((s.counter, s.last_counter), (1, 1), "a new window");
     // A locked kind (SLOTS with a lease) stuck the same way: its
     // operations are Busy.
     assert!(matches!(

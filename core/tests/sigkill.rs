@@ -193,8 +193,8 @@ fn child(me: usize, file: &ShmFile, sh: &Shared) -> i32 {
         r.in_check.store(0, SeqCst);
 
         // A mod_hash interval limit of 1 ms windows from the first call:
-        // its rolls freeze the entry under its lock (a victim killed there
-        // leaves the roll for the next locker to undo).
+        // its rolls claim, mark and finish without the lock (a victim killed
+        // between leaves the roll for the next caller to finish).
         let first = ok!(t.rate_check(b"first", 2, 1_000_000, true, MaxZero::RefuseAll, now));
         ensure!(first != Verdict::PassNop, E_ERROR);
 

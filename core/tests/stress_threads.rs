@@ -12,7 +12,9 @@
 //! * a sampler thread reading `usage()` (and the listings) in a loop.
 //!
 //! The tables use one window of `u64::MAX` ns, so no counter rolls over and
-//! window counters must equal the number of requests exactly.
+//! window counters must equal the number of requests exactly; only
+//! [`first_call_windows_start_at_the_call_that_passed`] rolls, on a clock
+//! of ticks, and checks where each window starts.
 //!
 //! Operation counts (table calls, fixed, asserted by each test and summed by
 //! the const assertion below) are the same in debug and release builds. A
@@ -288,6 +290,84 @@ fn checks_count_exactly() {
         // Created once each.
         assert_eq!(t.len(), 4);
         assert_eq!(t.iter(now).count(), 4);
+    });
+}
+
+/// A mod_hash limit of `max == 0` (the first call of each window passes)
+/// rolled by every thread at once, on a shared clock of ticks (each call
+/// takes the next tick, so at most [`THREADS`] calls are in flight). A
+/// pass is the call whose claim started its window, so the passes' times,
+/// sorted, are the windows' starts: each at least a window after the last
+/// (two claims for one roll would break that), and at most `THREADS - 1`
+/// ticks later than that (a call of a later tick cannot be made before
+/// one in the ended window's next `THREADS` ticks has finished, and that
+/// one lands in a later window); the last window starts at the last pass.
+#[test]
+fn first_call_windows_start_at_the_call_that_passed() {
+    const W: u64 = 64;
+    const CALLS: u64 = if cfg!(debug_assertions) {
+        20_000
+    } else {
+        100_000
+    };
+    with_table(config(16, 0), YIELDING, |t| {
+        let tick = AtomicU64::new(0);
+        let start = Barrier::new(THREADS);
+        let mut passes: Vec<u64> = thread::scope(|s| {
+            let handles: Vec<_> = (0..THREADS)
+                .map(|_| {
+                    let (tick, start) = (&tick, &start);
+                    s.spawn(move || {
+                        let mut mine = Vec::new();
+                        start.wait();
+                        for _ in 0..CALLS {
+                            let now = tick.fetch_add(1, SeqCst);
+                            let v = again(|| t.rate_check(b"m", 0, W, true, MaxZero::ModHash, now));
+                            match v.unwrap() {
+                                Verdict::Pass => mine.push(now),
+                                Verdict::Drop => {}
+                                Verdict::PassNop => panic!("interval said PassNop"),
+                            }
+                        }
+                        mine
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap())
+                .collect()
+        });
+        passes.sort_unstable();
+        let calls = THREADS as u64 * CALLS;
+        assert!(
+            passes[0] < THREADS as u64,
+            "the first window: {}",
+            passes[0]
+        );
+        for w in passes.windows(2) {
+            let gap = w[1] - w[0];
+            assert!(
+                (W..W + THREADS as u64).contains(&gap),
+                "windows starting at {} and {}",
+                w[0],
+                w[1]
+            );
+        }
+        assert!(passes.len() as u64 >= calls / (W + THREADS as u64));
+        let last = *passes.last().unwrap();
+        let inside = t.get(b"m", last + W - 1).unwrap();
+        let after = t.get(b"m", last + W).unwrap();
+        assert!(inside.counter >= 1, "the last pass counted in its window");
+        assert_eq!(
+            (after.counter, after.last_counter),
+            (0, inside.counter),
+            "the last window ends {W} ticks after the last pass"
+        );
+        eprintln!(
+            "first-call rolls: {} windows over {calls} calls",
+            passes.len()
+        );
     });
 }
 

@@ -3,10 +3,11 @@
 //! limits), on interval limits whose windows start at the first call
 //! (FreeSWITCH mod_hash) and on GCRA, and slot acquires, releases and usage
 //! of SLOTS entries without leases, take no lock; one compare-and-swap of
-//! one 64-bit word commits one. Only the first window of a pipe, a roll of
-//! 2^15 windows or more, and every roll of a first-call interval limit
-//! (once per interval at most) take the entry lock; a SLOTS entry's first
-//! lease or hub balance makes it a locked entry (`hot/convert.rs`).
+//! one 64-bit word commits one. Only the first window of a pipe and a roll
+//! of 2^15 windows or more of an aligned one take the entry lock (a roll
+//! of a first-call interval limit takes three swaps, once per interval,
+//! each of which any caller can make); a SLOTS entry's first lease or hub
+//! balance makes it a locked entry (`hot/convert.rs`).
 //!
 //! # The words
 //! A hot entry keeps its state in 64-bit words of its state area (it has
@@ -17,8 +18,8 @@
 //! | `S_CFG` | codec word 0 (algorithm, flags) and the limit | insert; a new limit (a plain store) |
 //! | `S_IV` | the window interval / GCRA period | insert |
 //! | `S_H` | the **hot word**: everything a check changes | compare-and-swap; a frozen roll |
-//! | `S_X` | window pipes: the highest window index a roll wrote; first-call windows: the window's start; GCRA: codec word 8 (burst) | a roll, before its swap; insert; a new limit |
-//! | `S_P0`, `S_P1` | records (window index, low 32 bits; count) of even and odd windows; first-call windows: `S_P0` = the last window's count | a roll, before its swap, only while `H` still holds what it read; a frozen roll |
+//! | `S_X` | window pipes: the highest window index a roll wrote; first-call windows: (rolls, low 16 bits; the last window's count); GCRA: codec word 8 (burst) | a roll, before its swap; insert; a new limit |
+//! | `S_P0`, `S_P1` | records (window index, low 32 bits; count) of even and odd windows; first-call windows: the starts of windows of even and odd roll counts | a roll, before its swap, only while `H` still holds what it read; a frozen roll |
 //! | `S_UNDO` (3) | a frozen roll's undo record | a frozen roll, before it freezes |
 //!
 //! Window pipes: `H` = 15 bits of the entry's generation (bits 49-63) |
@@ -30,10 +31,11 @@
 //! evicted or replaced: a caller that sees it takes the locked path, which
 //! waits for the remover or finishes its work). Interval limits whose
 //! windows start at the first call: the same `H`, but its 16 index bits
-//! count the window's rolls, and `S_X` holds its start (any time, not a
-//! multiple of the interval, so it cannot be raised ahead of `H` as an
-//! aligned roll raises its index): every roll is frozen under the lock
-//! (`hot/roll.rs`), checks within the window are one swap. GCRA: `H` = the TAT, which
+//! count the window's rolls, and bit 48 marks a roll under way (not a
+//! frozen one): the window's start (any time, not a multiple of the
+//! interval) is claimed in the start word of the new window's parity,
+//! then `H` is marked and finished by anyone (`hot/roll.rs`); checks
+//! within the window are one swap. GCRA: `H` = the TAT, which
 //! stops at `u64::MAX - 1`; `u64::MAX` is dead. SLOTS: `H` = 15 bits of
 //! the generation | frozen bit 48 (a conversion under way) | unmatched
 //! releases (bits 32-47) | open bit 31, always set while hot | usage (31
@@ -311,7 +313,8 @@ impl Snap {
     }
 
     /// [`Snap::read`] until the words belong together; `None` while a roll
-    /// is frozen (its holder has the entry lock) or after [`RETRIES`].
+    /// is frozen (its holder has the entry lock) or after [`RETRIES`]. A
+    /// first-call interval limit's marked roll is finished here.
     pub(crate) fn read_stable(e: &Entry) -> Option<Snap> {
         for _ in 0..RETRIES {
             let snap = Snap::read(e);
@@ -319,7 +322,10 @@ impl Snap {
                 return Some(snap);
             }
             if !is_gcra(snap.cfg) && snap.h & FROZEN != 0 {
-                return None;
+                if !is_first(snap.cfg) || snap.h & OPEN == 0 {
+                    return None;
+                }
+                roll::finish_first(e, snap.h);
             }
         }
         None
@@ -368,13 +374,15 @@ impl Snap {
         let low = ((self.h >> IDX_SHIFT) & IDX_MASK) as u16;
         let count = (self.h & COUNT) as u32;
         if first_call {
-            // Windows from the first event: `S_X` holds the window's
-            // start and `S_P0` the last window's count, both stored by the
-            // frozen roll that opened it; `H`'s 16 bits count the rolls.
+            // Windows from the first call: `H`'s 16 bits count rolls, the
+            // start word of their parity holds the window's start and
+            // `S_X` the last count, tagged with the rolls (`hot/roll.rs`).
             w[0] |= OPEN_BIT;
-            (w[4], w[5]) = split(self.x);
+            (w[4], w[5]) = split(self.p[usize::from(low & 1)]);
             w[6] = count;
-            w[7] = self.p[0] as u32;
+            // Tagged with `low` whenever `H` shows the window unmarked: a
+            // roll stores it before it leaves the mark (and only then).
+            w[7] = self.x as u32;
             return (
                 w,
                 Old {
@@ -554,6 +562,11 @@ impl<'a> Table<'a> {
                 (snap.h & (OPEN | DEAD) == DEAD, snap.h & FROZEN != 0)
             };
             if !same_gen || dead || frozen {
+                if first_call && frozen && same_gen && !dead {
+                    // A marked roll: anyone finishes it (`hot/roll.rs`).
+                    roll::finish_first(e, snap.h);
+                    continue;
+                }
                 if LOCKED && frozen {
                     // Frozen under our lock: left by a killed holder that
                     // recovery did not see (a corrupt region); undo it.
@@ -580,13 +593,18 @@ impl<'a> Table<'a> {
                 pack(gcra, first_call, &after, &before, &snap, old, self.epoch)
             };
             match moved {
-                // Windows from the first event roll only under the lock.
+                // Windows from the first call: claim, mark, finish
+                // (`hot/roll.rs`); the first window opens under the lock.
                 Some(_) if first_call => {
-                    if !LOCKED {
-                        return Ok(None);
-                    }
                     let start = join(after[4], after[5]);
-                    if !self.frozen_roll_first(e, &snap, start, after[7], h) {
+                    if old.idx.is_none() {
+                        if !LOCKED {
+                            return Ok(None);
+                        }
+                        if !self.open_first(e, &snap, start, h) {
+                            continue;
+                        }
+                    } else if roll::roll_first(e, &snap, start) != roll::Rolled::Mine {
                         continue;
                     }
                 }

@@ -26,8 +26,11 @@ pub(crate) const MAGIC: u32 = u32::from_le_bytes(*b"FGT1");
 /// version 3 had today's bytes, but kept SLOTS entries and interval limits
 /// whose windows start at the first call locked: a build of version 3
 /// would misread such entries that this one keeps hot (`hot.rs`), so the
-/// two must not share a table.
-pub const LAYOUT_VERSION: u32 = 4;
+/// two must not share a table; version 4 had today's bytes, but kept a
+/// first-call interval limit's start in `S_X` and its last count in
+/// `S_P0`, rolled under the lock (today: starts in `S_P0` and `S_P1`,
+/// the last count in `S_X`, rolled without it, `hot/roll.rs`).
+pub const LAYOUT_VERSION: u32 = 5;
 
 /// Entries per bucket: a key may live in any slot of its two buckets.
 pub const BUCKET_SLOTS: usize = 32;

@@ -15,10 +15,12 @@
 //!   buffer; it must be aligned to 8 bytes. A header (magic, layout version,
 //!   capacity, entry and lease sizes) lets `attach` refuse memory that holds
 //!   no table ([`Error::NotATable`]) or another layout ([`Error::LayoutMismatch`]):
-//!   files made by floodgate before layout version 4 (version 1: linear
+//!   files made by floodgate before layout version 5 (version 1: linear
 //!   probing; version 2: every operation locked; version 3: SLOTS and
-//!   first-call interval limits locked, which version 4 keeps hot) are
-//!   refused; delete them and let the next user create a new table.
+//!   first-call interval limits locked, which later versions keep hot;
+//!   version 4: first-call interval limits rolled under the lock, with
+//!   their words in other places) are refused; delete them and let the
+//!   next user create a new table.
 //!
 //! # Entries
 //! Keys are byte strings of 1 to [`MAX_KEY_LEN`] (64) bytes: IPv6 address and

@@ -89,8 +89,9 @@ fn attach_sees_the_same_table_and_refuses_other_layouts() {
     }
     // Other layout versions (header word 1): 1, the linear-probing layout
     // before buckets and tags, 2, 160-byte entries all locked, 3, whose
-    // SLOTS and first-call interval limits were never hot, and 5.
-    for v in [1, 2, 3, 5] {
+    // SLOTS and first-call interval limits were never hot, 4, whose
+    // first-call limits rolled under the lock, and 6.
+    for v in [1, 2, 3, 4, 6] {
         as_bytes(&mut mem)[4] = v;
         assert_eq!(
             Table::attach(as_bytes(&mut mem), Owner::SINGLE_PROCESS).unwrap_err(),
@@ -98,7 +99,7 @@ fn attach_sees_the_same_table_and_refuses_other_layouts() {
         );
     }
     // A region cut shorter than the header says.
-    as_bytes(&mut mem)[4] = 4;
+    as_bytes(&mut mem)[4] = LAYOUT_VERSION as u8;
     let bytes = as_bytes(&mut mem);
     assert_eq!(
         Table::attach(&mut bytes[..need - 8], Owner::SINGLE_PROCESS).unwrap_err(),

@@ -288,7 +288,7 @@ fn a_stuck_controller_fails_feedback_changes_before_anything_changed() {
 }
 
 #[test]
-fn a_mod_hash_limit_checks_in_its_window_while_its_lock_is_held() {
+fn a_mod_hash_limit_checks_and_rolls_while_its_lock_is_held() {
     with_table(4, |t| {
         let check = |now| t.rate_check(b"f", 3, 3 * S, true, MaxZero::RefuseAll, now);
         assert_eq!(check(S), Ok(Verdict::Pass));
@@ -305,11 +305,21 @@ fn a_mod_hash_limit_checks_in_its_window_while_its_lock_is_held() {
         assert_eq!(t.interval_reset(b"f", 3 * S), Ok(()));
         let counts = |now| t.get(b"f", now).map(|s| (s.counter, s.last_counter));
         assert_eq!(counts(3 * S), Ok((0, 0)));
-        // A roll freezes the entry under its lock: Busy, nothing changed.
-        assert_eq!(check(4 * S), Err(Error::Busy));
-        assert_eq!(counts(3 * S), Ok((0, 0)));
-        t.entries[f][E_LOCK].store(was, Ordering::Release);
+        // Rolls take no lock either: the window [4 s, 7 s), then [7 s, 10 s).
         assert_eq!(check(4 * S), Ok(Verdict::Pass));
         assert_eq!(counts(4 * S), Ok((1, 0)));
+        for _ in 0..2 {
+            assert_eq!(check(6 * S), Ok(Verdict::Pass));
+        }
+        assert_eq!(check(6 * S), Ok(Verdict::Drop));
+        assert_eq!(check(7 * S), Ok(Verdict::Pass));
+        assert_eq!(counts(7 * S), Ok((1, 4)));
+        assert_eq!(
+            t.entries[f][E_LOCK].load(Ordering::Relaxed) & !0x8000_0000,
+            STUCK
+        );
+        t.entries[f][E_LOCK].store(was, Ordering::Release);
+        assert_eq!(check(8 * S), Ok(Verdict::Pass));
+        assert_eq!(counts(8 * S), Ok((2, 4)));
     });
 }

@@ -42,25 +42,60 @@
 //! changes a fresh `H` (an open is not theirs to make) and no reader of a
 //! fresh `H` reads another word, so the holder stores `S_X = j`, then `H'`.
 //!
-//! # Windows from the first call
+//! # Windows from the first call, finished by anyone
 //! An interval limit whose windows start at the first call after the last
-//! one ended (FreeSWITCH mod_hash) keeps the window's start in `S_X` and
-//! the last window's count in `S_P0`; `H`'s 16 index bits count its rolls.
-//! A new start is the time of whichever check rolls first, and two words
-//! (`S_X` and `H`) cannot be swapped together: a start written before the
-//! swap of `H` could be overwritten by a rival's before it lands, or land
-//! on a later window. So every roll of such a limit is frozen as above
-//! (undo record, freeze, `S_P0`, `S_X`, `H'`), at most once per interval;
-//! checks within the window swap `H` alone. The cost: while the holder of
-//! a roll is stopped (not dead) with `H` frozen, checks of that limit get
-//! `Busy` after the bounded wait, as for any locked entry; killed, the
-//! next locker undoes the roll.
+//! one ended (FreeSWITCH mod_hash) counts its rolls in `H`'s 16 index bits
+//! `r` and keeps the start of window `r` in the start word of `r`'s parity
+//! (`S_P0` even, `S_P1` odd) and `(r, last window's count)` in `S_X`. A new
+//! start is the time of whichever call rolls first, and two words cannot
+//! be swapped together, so a roll from window `r` (count `c`, start `s`) to
+//! `r + 1` takes three steps, each of which any caller can make:
+//!
+//! 1. **Claim** the start: swap the start word of `r + 1`'s parity from
+//!    what it holds to the caller's time `t`, only while it holds less
+//!    than `s + interval` (it then holds `r - 1`'s start, which came at
+//!    least an interval before `s`: no claim for `r + 1` yet) and `H`
+//!    still holds what the caller read. Exactly one caller wins; every
+//!    other roller finds the word at `s + interval` or above and adopts
+//!    the winner's start.
+//! 2. **Mark** the roll: swap `H` from window `r` (whatever its count
+//!    then, `c'`) to window `r + 1` with the rolling bit (bit 48) and the
+//!    count `c'`, the last window's final count (checks of window `r`
+//!    that come later see the bit and help instead of counting).
+//! 3. **Finish**: store `(r + 1, c')` in `S_X` (0 for `c'` when the start
+//!    lies an interval or more past `r`'s end: an idle window between,
+//!    as [`Window`](crate::Window) decides), by a swap made only while `H`
+//!    still holds the rolling word, then swap `H` to window `r + 1`
+//!    with a count of 1: the winner's call, the first of its window.
+//!
+//! The winner returns the verdict of the first call of the new window
+//! (in the serial order its call is the roll); every other caller that
+//! saw the claim runs its check again on the new window (a time before
+//! the winner's start keeps it, as time going backwards does). A caller
+//! stopped or killed after any step leaves a state the next caller of the
+//! limit finishes without a lock: a claim with `H` unmarked is adopted
+//! by the next roller (a killed winner's call is then counted: a call
+//! whose reply was lost), a marked `H` is finished by whoever reads it
+//! (checks, listings, the locked path). Nothing waits for anybody.
+//!
+//! Only the first window's open takes the entry lock (once per life of
+//! the entry, as for every window pipe, see [`Table::frozen_roll`]).
+//!
+//! What the checks of `H` cannot close: a claimant stalled between its
+//! last load of `H` and its swap of the start word, while the entry is
+//! deleted and its slot reused by another first-call limit still in its
+//! first window, can land its time in the new entry's start word (only
+//! while that word still holds the 0 an insert writes). If that time lies
+//! an interval or more past the new window's start, the new entry's next
+//! roll adopts it as its start: that window's bounds shift, no count is
+//! lost or doubled. The aligned rolls' raise of `S_X` shares this window
+//! of a few instructions (`hot.rs`, "Removal and reuse").
 
 use super::{
-    has_state, is_gcra, is_slots, join, Snap, COUNT, FROZEN, RETRIES, S_CFG, S_H, S_P0, S_P1,
-    S_UNDO, S_X,
+    is_first, is_gcra, is_slots, join, Snap, COUNT, FROZEN, GEN_BITS, IDX_MASK, IDX_SHIFT, OPEN,
+    RETRIES, S_CFG, S_H, S_IV, S_P0, S_P1, S_UNDO, S_X,
 };
-use crate::table::lock::Ordering;
+use crate::table::lock::{fence_acquire, Ordering};
 use crate::table::word::{Entry, W64};
 use crate::table::Table;
 
@@ -110,6 +145,129 @@ pub(super) fn record_roll(e: &Entry, snap: &Snap, from: u64, count: u32, to: u64
     if d >= 2 && d & 1 == 0 {
         record(e, snap, to - 1, 0, false, from.checked_sub(1));
     }
+}
+
+/// Whether `h` (a live, unfrozen `H` of the snapshot's generation) still
+/// holds window `r` (low 16 bits) or has moved on.
+fn in_window(h: u64, gen_bits: u64, r: u64) -> bool {
+    h & (GEN_BITS | FROZEN | OPEN | (IDX_MASK << IDX_SHIFT)) == gen_bits | OPEN | (r << IDX_SHIFT)
+}
+
+/// What [`roll_first`] did.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(super) enum Rolled {
+    /// The caller's claim won: its call is the new window's first, counted
+    /// (by whoever finished the roll); its verdict stands.
+    Mine,
+    /// Another caller's start was adopted (and the roll finished, or found
+    /// finished): check again on the new window.
+    Theirs,
+    /// `H` changed before a claim: read again.
+    Stale,
+}
+
+/// A roll of a first-call interval limit from the window `snap` read to
+/// the next one, starting at `start` unless another caller claimed it
+/// first (see the module docs: claim, mark, finish).
+#[cold]
+#[inline(never)]
+pub(super) fn roll_first(e: &Entry, snap: &Snap, start: u64) -> Rolled {
+    let r = (snap.h >> IDX_SHIFT) & IDX_MASK;
+    let to = (r + 1) & IDX_MASK;
+    let end = snap.p[(r & 1) as usize].saturating_add(snap.iv);
+    let word = start_word(e, to);
+    let mut v = word.load(Ordering::Acquire);
+    let mut mine = false;
+    for _ in 0..RETRIES {
+        if v >= end {
+            break;
+        }
+        // The start words read with `snap` (and `v`) are at least as old
+        // as `H` read here: a claim for a later window than `to` came
+        // after `H` left `snap`'s window, which this load then sees.
+        fence_acquire();
+        if e.s[S_H].load(Ordering::Acquire) != snap.h {
+            return Rolled::Stale;
+        }
+        match word.cas(v, start) {
+            Ok(_) => {
+                mine = true;
+                break;
+            }
+            Err(now) => v = now,
+        }
+    }
+    if !mine && v < end {
+        // No claim after `RETRIES` failed swaps of the start word.
+        return Rolled::Stale;
+    }
+    let gen_bits = snap.h & GEN_BITS;
+    let rolling_to = gen_bits | FROZEN | OPEN | (to << IDX_SHIFT);
+    let mut h = snap.h;
+    for _ in 0..RETRIES {
+        if in_window(h, gen_bits, r) {
+            let marked = rolling_to | (h & COUNT);
+            match e.s[S_H].cas(h, marked) {
+                Ok(_) => {
+                    finish_first(e, marked);
+                    break;
+                }
+                Err(now) => h = now,
+            }
+        } else {
+            if h & !COUNT == rolling_to {
+                finish_first(e, h);
+            }
+            // Finished, moved on, dead or reused: nothing left to do.
+            break;
+        }
+    }
+    if mine {
+        Rolled::Mine
+    } else {
+        Rolled::Theirs
+    }
+}
+
+/// The start word of window `r`'s parity (a first-call interval limit).
+fn start_word(e: &Entry, r: u64) -> &W64 {
+    &e.s[if r & 1 == 0 { S_P0 } else { S_P1 }]
+}
+
+/// Finishes the roll that `h`, a first-call interval limit's `H` with the
+/// rolling bit, marks (step 3 of the module docs): the last count in
+/// `S_X`, then `H` to the new window with one call counted. Any caller may;
+/// several may at once (they store the same record; one swap of `H` wins).
+#[cold]
+#[inline(never)]
+pub(super) fn finish_first(e: &Entry, h: u64) {
+    let to = (h >> IDX_SHIFT) & IDX_MASK;
+    let start = start_word(e, to).load(Ordering::Acquire);
+    let prev = start_word(e, to.wrapping_sub(1)).load(Ordering::Acquire);
+    let iv = e.s[S_IV].load(Ordering::Relaxed);
+    // Next or Idle, as `Window::advance` decides for the winner's time (its
+    // claim lies at or past `prev`'s end).
+    let end = prev.saturating_add(iv);
+    let last = if start.saturating_sub(end) < iv {
+        h & COUNT
+    } else {
+        0
+    };
+    let want = (to << 32) | last;
+    let mut l = e.s[S_X].load(Ordering::Acquire);
+    for _ in 0..RETRIES {
+        if l == want {
+            break;
+        }
+        if e.s[S_H].load(Ordering::Acquire) != h {
+            return;
+        }
+        match e.s[S_X].cas(l, want) {
+            Ok(_) => break,
+            Err(now) => l = now,
+        }
+    }
+    let _ = e.s[S_H].cas(h, (h & !(FROZEN | COUNT)) | 1);
 }
 
 /// The start of a frozen roll: writes the undo record (`S_X`, `S_P0`,
@@ -171,33 +329,16 @@ impl Table<'_> {
         true
     }
 
-    /// A roll of a hot pipe whose windows start at the first event, to the
-    /// window starting at `start` whose last window counted `last`, under
-    /// the entry lock: `H`'s 16 bits count rolls, so the start and the last
-    /// count cannot be read from them, and every roll is frozen (the first
-    /// window's open as in [`Table::frozen_roll`]): store `S_P0 = last`,
-    /// `S_X = start`, then `H`. False if `H` changed since `snap`.
+    /// The open of the first window of an interval limit whose windows
+    /// start at the first call, under the entry lock (see
+    /// [`Table::frozen_roll`]'s first window): store window 0's start and
+    /// last count, then swap `H` in. False if `H` changed since `snap`.
     #[cold]
     #[inline(never)]
-    pub(super) fn frozen_roll_first(
-        &self,
-        e: &Entry,
-        snap: &Snap,
-        start: u64,
-        last: u32,
-        h: u64,
-    ) -> bool {
-        let opened = has_state(false, snap.h);
-        if opened && !freeze(e, snap) {
-            return false;
-        }
-        e.s[S_P0].store(u64::from(last), Ordering::Release);
-        e.s[S_X].store(start, Ordering::Release);
-        if !opened {
-            return e.s[S_H].cas(snap.h, h).is_ok();
-        }
-        e.s[S_H].store(h, Ordering::Release);
-        true
+    pub(super) fn open_first(&self, e: &Entry, snap: &Snap, start: u64, h: u64) -> bool {
+        e.s[S_P0].store(start, Ordering::Release);
+        e.s[S_X].store(0, Ordering::Release);
+        e.s[S_H].cas(snap.h, h).is_ok()
     }
 
     /// Puts back what a holder killed inside [`Table::frozen_roll`] found
@@ -212,6 +353,11 @@ impl Table<'_> {
         }
         if is_slots(cfg) {
             e.s[S_H].store(h & !FROZEN, Ordering::Release);
+            return;
+        }
+        if is_first(cfg) {
+            // A roll of a first-call limit is finished, not undone.
+            finish_first(e, h);
             return;
         }
         for (i, to) in S_UNDO.into_iter().zip([S_X, S_P0, S_P1]) {
