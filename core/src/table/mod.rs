@@ -1300,8 +1300,9 @@ impl<'a> Table<'a> {
             }
             key
         };
-        // Hot: read without the lock, unless a roll is frozen (under way
-        // under the lock, or left by a killed holder: the lock's path
+        // Hot: read without the lock (a first-call limit's marked roll is
+        // finished on the way), unless an aligned roll is frozen (under
+        // way under the lock, or left by a killed holder: the lock's path
         // waits for it, or undoes it).
         let hot = (m & META_HOT != 0 && gen & 1 == 0)
             .then(|| Snap::read_stable(e))
