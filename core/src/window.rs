@@ -142,9 +142,9 @@ impl Window {
                 }
             }
             Anchor::FirstEvent => {
-                let end = state.start.saturating_add(self.interval);
+                let next = first_event_next(state.start, self.interval, now);
                 state.start = now;
-                if now - end < self.interval {
+                if next {
                     Roll::Next
                 } else {
                     Roll::Idle
@@ -152,6 +152,15 @@ impl Window {
             }
         }
     }
+}
+
+/// Whether a window from the first event opened at `now`, after the one
+/// that started at `start` ended, is the next one (it opens less than an
+/// interval after that one's end), not one after an idle window: then
+/// the window that ended is the last window.
+#[inline(always)]
+pub(crate) const fn first_event_next(start: u64, interval: u64, now: u64) -> bool {
+    now.saturating_sub(start.saturating_add(interval)) < interval
 }
 
 /// Whether `now` is still in the open window that started at `start`: up

@@ -604,7 +604,7 @@ impl<'a> Table<'a> {
                         if !self.open_first(e, &snap, start, h) {
                             continue;
                         }
-                    } else if roll::roll_first(e, snap, start) != roll::Rolled::Mine {
+                    } else if !roll::roll_first(e, snap, start) {
                         continue;
                     }
                 }

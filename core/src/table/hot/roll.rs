@@ -98,8 +98,10 @@ use super::{
 use crate::table::lock::{fence_acquire, Ordering};
 use crate::table::word::{Entry, W64};
 use crate::table::Table;
+use crate::window::first_event_next;
 
-/// The record word of window `idx`'s parity.
+/// The word of window `idx`'s parity: its record (aligned windows) or its
+/// start (windows from the first call, `idx` counting rolls).
 fn slot(e: &Entry, idx: u64) -> &W64 {
     &e.s[if idx & 1 == 0 { S_P0 } else { S_P1 }]
 }
@@ -153,33 +155,23 @@ fn in_window(h: u64, gen_bits: u64, r: u64) -> bool {
     h & (GEN_BITS | FROZEN | OPEN | (IDX_MASK << IDX_SHIFT)) == gen_bits | OPEN | (r << IDX_SHIFT)
 }
 
-/// What [`roll_first`] did.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(super) enum Rolled {
-    /// The caller's claim won: its call is the new window's first, counted
-    /// (by whoever finished the roll); its verdict stands.
-    Mine,
-    /// Another caller's start was adopted (and the roll finished, or found
-    /// finished): check again on the new window.
-    Theirs,
-    /// `H` changed before a claim: read again.
-    Stale,
-}
-
 /// A roll of a first-call interval limit from the window `snap` read to
 /// the next one, starting at `start` unless another caller claimed it
-/// first (see the module docs: claim, mark, finish).
+/// first (see the module docs: claim, mark, finish). True if the caller's
+/// claim won: its call is the new window's first, counted (by whoever
+/// finished the roll), and its verdict stands; false if `H` changed before
+/// a claim or another caller's start was adopted: check again.
 ///
 /// `snap` by value: a reference would make the hot loop keep its snapshot
 /// in memory on every check, not only on this cold path (6 instructions
 /// per check through a handle, measured).
 #[cold]
 #[inline(never)]
-pub(super) fn roll_first(e: &Entry, snap: Snap, start: u64) -> Rolled {
+pub(super) fn roll_first(e: &Entry, snap: Snap, start: u64) -> bool {
     let r = (snap.h >> IDX_SHIFT) & IDX_MASK;
     let to = (r + 1) & IDX_MASK;
     let end = snap.p[(r & 1) as usize].saturating_add(snap.iv);
-    let word = start_word(e, to);
+    let word = slot(e, to);
     let mut v = word.load(Ordering::Acquire);
     let mut mine = false;
     for _ in 0..RETRIES {
@@ -191,7 +183,7 @@ pub(super) fn roll_first(e: &Entry, snap: Snap, start: u64) -> Rolled {
         // after `H` left `snap`'s window, which this load then sees.
         fence_acquire();
         if e.s[S_H].load(Ordering::Acquire) != snap.h {
-            return Rolled::Stale;
+            return false;
         }
         match word.cas(v, start) {
             Ok(_) => {
@@ -203,7 +195,7 @@ pub(super) fn roll_first(e: &Entry, snap: Snap, start: u64) -> Rolled {
     }
     if !mine && v < end {
         // No claim after `RETRIES` failed swaps of the start word.
-        return Rolled::Stale;
+        return false;
     }
     let gen_bits = snap.h & GEN_BITS;
     let rolling_to = gen_bits | FROZEN | OPEN | (to << IDX_SHIFT);
@@ -226,16 +218,7 @@ pub(super) fn roll_first(e: &Entry, snap: Snap, start: u64) -> Rolled {
             break;
         }
     }
-    if mine {
-        Rolled::Mine
-    } else {
-        Rolled::Theirs
-    }
-}
-
-/// The start word of window `r`'s parity (a first-call interval limit).
-fn start_word(e: &Entry, r: u64) -> &W64 {
-    &e.s[if r & 1 == 0 { S_P0 } else { S_P1 }]
+    mine
 }
 
 /// Finishes the roll that `h`, a first-call interval limit's `H` with the
@@ -246,13 +229,11 @@ fn start_word(e: &Entry, r: u64) -> &W64 {
 #[inline(never)]
 pub(super) fn finish_first(e: &Entry, h: u64) {
     let to = (h >> IDX_SHIFT) & IDX_MASK;
-    let start = start_word(e, to).load(Ordering::Acquire);
-    let prev = start_word(e, to.wrapping_sub(1)).load(Ordering::Acquire);
+    let start = slot(e, to).load(Ordering::Acquire);
+    let prev = slot(e, to.wrapping_sub(1)).load(Ordering::Acquire);
     let iv = e.s[S_IV].load(Ordering::Relaxed);
-    // Next or Idle, as `Window::advance` decides for the winner's time (its
-    // claim lies at or past `prev`'s end).
-    let end = prev.saturating_add(iv);
-    let last = if start.saturating_sub(end) < iv {
+    // Next or Idle, as `Window::advance` decides for the winner's time.
+    let last = if first_event_next(prev, iv, start) {
         h & COUNT
     } else {
         0
