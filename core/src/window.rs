@@ -25,7 +25,15 @@
 //! backwards, or two threads raced on their clock reads) is counted in the
 //! current window: windows never roll back. An aligned event before the epoch
 //! opens the window that starts at the epoch. A window that would end past
-//! `u64::MAX` ends there and includes `u64::MAX` itself. Nothing here can overflow or panic.
+//! `u64::MAX` ends there and includes `u64::MAX` itself. Windows from the
+//! first event take an event at `u64::MAX` for one at [`LAST_START`]
+//! (`u64::MAX - 1`): none starts later, and one that starts there holds
+//! `u64::MAX` whatever its interval (a table keeps `u64::MAX` to mark a
+//! start nobody has claimed yet, as a GCRA's TAT stops at `u64::MAX - 1`).
+//! For the same reason aligned windows number at most [`LAST_INDEX`]
+//! (`u64::MAX - 1`) from the epoch: only 1 ns windows from epoch 0 get
+//! there, and their window `u64::MAX - 1` holds `u64::MAX` too.
+//! Nothing here can overflow or panic.
 
 use crate::Error;
 
@@ -41,6 +49,15 @@ pub enum Anchor {
     /// (FreeSWITCH mod_hash).
     FirstEvent,
 }
+
+/// The latest time a window from the first event starts at: an event
+/// after it opens its window here (see the [module docs](self)).
+pub const LAST_START: u64 = u64::MAX - 1;
+
+/// The highest index (counted from the epoch) of an aligned window: 1 ns
+/// windows from epoch 0 put `u64::MAX` in the window before its own (see
+/// the [module docs](self)).
+pub const LAST_INDEX: u64 = u64::MAX - 1;
 
 /// A window length and anchor, validated (the interval is never 0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -86,7 +103,7 @@ impl Window {
     /// for times before the epoch).
     fn aligned_floor(&self, epoch: u64, now: u64) -> u64 {
         let since = now.saturating_sub(epoch);
-        epoch + since / self.interval * self.interval
+        epoch + (since / self.interval).min(LAST_INDEX) * self.interval
     }
 
     /// Where the window containing `now` starts if one is opened at `now`.
@@ -118,6 +135,11 @@ impl Window {
     }
 
     fn advance_moving(&self, state: &mut WindowState, now: u64) -> Roll {
+        // Windows from the first event take `u64::MAX` for `LAST_START`.
+        let now = match self.anchor {
+            Anchor::FirstEvent => now.min(LAST_START),
+            Anchor::Aligned { .. } => now,
+        };
         if !state.open {
             state.open = true;
             state.start = self.open_at(now);
@@ -380,6 +402,43 @@ mod tests {
         let mut s = WindowState::default();
         assert_eq!(w.advance(&mut s, 5), Roll::Idle);
         assert_eq!(w.advance(&mut s, u64::MAX), Roll::Same);
+    }
+
+    #[test]
+    fn aligned_windows_end_at_last_index() {
+        let w = aligned(1, 0);
+        let mut s = WindowState::default();
+        assert_eq!(w.advance(&mut s, u64::MAX), Roll::Idle);
+        assert_eq!(s.start(), Some(LAST_INDEX));
+        assert_eq!(w.advance(&mut s, u64::MAX - 1), Roll::Same);
+        assert_eq!(w.advance(&mut s, u64::MAX), Roll::Same);
+        let mut s = WindowState::default();
+        assert_eq!(w.advance(&mut s, u64::MAX - 2), Roll::Idle);
+        assert_eq!(w.advance(&mut s, u64::MAX), Roll::Next);
+        assert_eq!(s.start(), Some(u64::MAX - 1));
+    }
+
+    #[test]
+    fn first_event_windows_start_at_last_start_at_the_latest() {
+        // A 2 ns window opened at u64::MAX starts 1 ns earlier and holds it.
+        let w = Window::first_event(2).unwrap();
+        let mut s = WindowState::default();
+        assert_eq!(w.advance(&mut s, u64::MAX), Roll::Idle);
+        assert_eq!(s.start(), Some(LAST_START));
+        assert_eq!(w.advance(&mut s, u64::MAX), Roll::Same);
+        // 1 ns windows: one that starts there holds u64::MAX too.
+        let mut c = WindowCounter::new(Window::first_event(1).unwrap());
+        c.hit(LAST_START - 1);
+        assert_eq!(c.hit(u64::MAX), 1);
+        assert_eq!(c.state().start(), Some(LAST_START));
+        assert_eq!(
+            c.last_counter(),
+            1,
+            "the next window after LAST_START - 1's"
+        );
+        assert_eq!(c.hit(u64::MAX), 2);
+        assert_eq!(c.hit(LAST_START), 3);
+        assert_eq!(c.view(u64::MAX), (3, 1));
     }
 
     #[test]

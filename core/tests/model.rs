@@ -254,7 +254,9 @@ impl RefWindows {
             // Before the epoch: the epoch's window.
             Anchor::Aligned { epoch } if t < epoch => epoch,
             Anchor::Aligned { epoch } => {
-                let k = (u128::from(t) - u128::from(epoch)) / u128::from(self.interval);
+                // At most u64::MAX - 1 (`floodgate::window::LAST_INDEX`).
+                let k = ((u128::from(t) - u128::from(epoch)) / u128::from(self.interval))
+                    .min(u128::from(u64::MAX - 1));
                 (u128::from(epoch) + k * u128::from(self.interval)) as u64
             }
             Anchor::FirstEvent => t,
@@ -266,9 +268,19 @@ impl RefWindows {
     /// reaching past `u64::MAX` holds every later time). Earlier times stay in
     /// the current window. True if a window was opened.
     fn enter(&mut self, t: u64) -> bool {
+        // Windows from the first event take `u64::MAX` for `u64::MAX - 1`
+        // (`floodgate::window::LAST_START`).
+        let t = match self.anchor {
+            Anchor::FirstEvent => t.min(u64::MAX - 1),
+            Anchor::Aligned { .. } => t,
+        };
         let open = match self.windows.last() {
             None => true,
-            Some(&(start, _)) => u128::from(t) >= u128::from(start) + u128::from(self.interval),
+            // (The last aligned window holds u64::MAX: its own start.)
+            Some(&(start, _)) => {
+                u128::from(t) >= u128::from(start) + u128::from(self.interval)
+                    && self.start_for(t) != start
+            }
         };
         if open {
             let start = self.start_for(t);
