@@ -128,6 +128,21 @@ fn lock_words_naming_live_pids_are_busy_and_stop_nobody_else() {
         assert_eq!(t.remove(k), Err(Error::Busy));
         assert_eq!(t.active(k), Ok(true));
     }
+    // A pipe made by pl.set_pipe and never checked, stuck the same way:
+    // its first window opens without the lock.
+    assert_eq!(t.set(b"fresh", Algorithm::Taildrop, 2, 0), Ok(()));
+    let fresh_word = lock_word(&file, &t, b"fresh");
+    let fresh_saved = forge(fresh_word, parent);
+    assert_eq!(
+        timed("first check of a stuck new pipe: no wait", || t
+            .check(b"fresh", 1)),
+        Ok(Verdict::Pass)
+    );
+    assert_eq!(t.check(b"fresh", 1), Ok(Verdict::Pass));
+    assert_eq!(t.check(b"fresh", 1), Ok(Verdict::Drop));
+    assert_eq!(t.get(b"fresh", 1).unwrap().counter, 3);
+    fresh_word.store(fresh_saved, SeqCst);
+    assert_eq!(t.remove(b"fresh"), Ok(()));
     // A hot SLOTS entry (no lease) stuck the same way: acquire, release
     // and usage take no lock.
     assert_eq!(

@@ -1,6 +1,7 @@
 //! Loom models of the table's concurrency protocol (lock words, insert lock,
-//! placement by tags, eviction, handles, window rollover (aligned, and
-//! the claimed rolls of windows from the first call), hot slots and their
+//! placement by tags, eviction, handles, first windows claimed and opened
+//! without the lock, window rollover (aligned, and the claimed rolls of
+//! windows from the first call), hot slots and their
 //! conversion to locked entries, lease reclaim, balancing).
 //!
 //! Only compiled with `--cfg loom`:
@@ -337,8 +338,9 @@ fn eviction_racing_check(name: &str, capacity: usize, preemption_bound: usize) {
 fn eviction_racing_check_capacity_1() {
     // Since the lock-free check (layout 3: the check loads the generation,
     // the key, six state words and the generation again without a lock,
-    // and its roll writes a record), 2 preemptions take about 11 minutes
-    // (2,372,120 interleavings); 3 did not finish in 15 minutes.
+    // and its roll writes a record), 2 preemptions took about 11 minutes
+    // (2,372,120 interleavings); since the first window opens without the
+    // lock (layout 6), 5 minutes (1,349,259); 3 did not finish in 15.
     eviction_racing_check("eviction_racing_check(1)", 1, 2);
 }
 
@@ -540,6 +542,18 @@ fn checks_race<C, K>(
         }
         t
     };
+    race_on(name, bound, setup, check, a, b, later);
+}
+
+/// Checks by `check` at `a` and at `b` racing on the table `setup` makes:
+/// each run must equal one of the two serial orders (verdicts, and the
+/// stats of `k` read `later` ns after the later check), and both orders
+/// must be reached.
+fn race_on<S, K>(name: &str, bound: Option<usize>, setup: S, check: K, a: u64, b: u64, later: u64)
+where
+    S: Fn() -> Table<'static> + Copy + Send + Sync + 'static,
+    K: Fn(&Table<'_>, u64) -> Result<Verdict, Error> + Copy + Send + Sync + 'static,
+{
     let at = a.max(b) + later;
     let serial = move |a_first: bool| {
         let t = setup();
@@ -630,9 +644,10 @@ fn first_event_rollover_racing_check() {
     checks_race("first_event_checks_race", bound, rate, rate, 1, 2, 0);
 }
 
-/// Preemptions explored by the models of first-call rolls: 4 takes 22 s
-/// here (3: 6.5 s, both outcomes reached at either).
-const FIRST_EVENT_BOUND: usize = 4;
+/// Preemptions explored by the models of first-call windows: 3 takes 19 s
+/// here for the four (4: 22 s for the three roll models alone, 30 s for
+/// the open's; both outcomes reached at either).
+const FIRST_EVENT_BOUND: usize = 3;
 
 /// Two checks that both roll a mod_hash limit of `max == 0` (the first
 /// call of each window passes): one claims the new window's start, the
@@ -651,6 +666,51 @@ fn first_event_rollover_racing_rollover() {
         rate,
         INTERVAL,
         INTERVAL + 1,
+        INTERVAL - 1,
+    );
+}
+
+/// Two checks on a pipe made by `set` and never checked (its first window
+/// not open): each claims the first window or finds it claimed and opens
+/// it, without the lock. In one window (the claimant may not be the one
+/// that opens it, nor the first counted) and in two (one opens its window,
+/// the other rolls from it, or counts in it as time gone backwards).
+#[test]
+fn first_window_open_racing_open() {
+    let setup = || {
+        let t = table(1, 1);
+        assert_eq!(t.set(b"k", Algorithm::Taildrop, 1, 0), Ok(()));
+        t
+    };
+    let check = |t: &Table<'_>, now| t.check(b"k", now);
+    race_on("first_window_open_racing_open", None, setup, check, 1, 2, 0);
+    race_on(
+        "first_window_open_racing_open_and_roll",
+        None,
+        setup,
+        check,
+        INTERVAL - 1,
+        INTERVAL,
+        0,
+    );
+}
+
+/// Two mod_hash checks (`max == 0`: the first call of a window passes)
+/// that both create the same limit: one inserts it, the other may find it
+/// before its creator opened it, and claims and opens its first window
+/// without the lock. The claimant must be the pass and its time the
+/// window's start: the stats are read at `INTERVAL + 1`, which ends a
+/// window that started at 1 but not one that started at 2.
+#[test]
+fn first_event_open_racing_open() {
+    let rate = |t: &Table<'_>, now| t.rate_check(b"k", 0, INTERVAL, true, MaxZero::ModHash, now);
+    race_on(
+        "first_event_open_racing_open",
+        Some(FIRST_EVENT_BOUND),
+        || table(1, 1),
+        rate,
+        1,
+        2,
         INTERVAL - 1,
     );
 }

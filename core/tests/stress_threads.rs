@@ -302,6 +302,64 @@ fn checks_count_exactly() {
 /// ticks later than that (a call of a later tick cannot be made before
 /// one in the ended window's next `THREADS` ticks has finished, and that
 /// one lands in a later window); the last window starts at the last pass.
+/// Pipes made by `set` (pl.set_pipe) whose first checks come from every
+/// thread at once: one claims the first window, any of them opens it,
+/// without the lock. Each round's passes equal the limit exactly, and
+/// every check is counted. (Asserted after the threads end: a thread that
+/// panicked would leave the others waiting at the barrier.)
+#[test]
+fn new_pipes_first_checked_by_every_thread_count_exactly() {
+    const ROUNDS: u64 = if cfg!(debug_assertions) { 300 } else { 3_000 };
+    const LIMIT: u64 = 5;
+    const PER_THREAD: u64 = 3;
+    with_table(config(16, 0), YIELDING, |t| {
+        let barrier = Barrier::new(THREADS);
+        let passes = AtomicU64::new(0);
+        // Per round: passes, the pipe's counter, and whether set and
+        // remove succeeded.
+        let rounds: Vec<(u64, Result<u32, Error>, bool)> = thread::scope(|s| {
+            let handles: Vec<_> = (0..THREADS)
+                .map(|i| {
+                    let (barrier, passes) = (&barrier, &passes);
+                    s.spawn(move || {
+                        let mut seen = Vec::new();
+                        for r in 0..ROUNDS {
+                            let key = r.to_le_bytes();
+                            let made = i != 0
+                                || again(|| t.set(&key, Algorithm::Taildrop, LIMIT as i64, r))
+                                    .is_ok();
+                            barrier.wait();
+                            for _ in 0..PER_THREAD {
+                                if again(|| t.check(&key, r)) == Ok(Verdict::Pass) {
+                                    passes.fetch_add(1, SeqCst);
+                                }
+                            }
+                            barrier.wait();
+                            if i == 0 {
+                                let counter = t.get(&key, r).map(|s| s.counter);
+                                let removed = again(|| t.remove(&key)).is_ok();
+                                seen.push((passes.swap(0, SeqCst), counter, made && removed));
+                            }
+                            barrier.wait();
+                        }
+                        seen
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap())
+                .collect()
+        });
+        assert_eq!(rounds.len() as u64, ROUNDS);
+        let counted = Ok(THREADS as u32 * PER_THREAD as u32);
+        for (r, seen) in rounds.iter().enumerate() {
+            assert_eq!(*seen, (LIMIT, counted, true), "round {r}");
+        }
+        assert!(t.is_empty());
+    });
+}
+
 #[test]
 fn first_call_windows_start_at_the_call_that_passed() {
     const W: u64 = 64;

@@ -3,11 +3,11 @@
 //! limits), on interval limits whose windows start at the first call
 //! (FreeSWITCH mod_hash) and on GCRA, and slot acquires, releases and usage
 //! of SLOTS entries without leases, take no lock; one compare-and-swap of
-//! one 64-bit word commits one. Only the first window of a pipe and a roll
-//! of 2^15 windows or more of an aligned one take the entry lock (a roll
-//! of a first-call interval limit takes three swaps, once per interval,
-//! each of which any caller can make); a SLOTS entry's first lease or hub
-//! balance makes it a locked entry (`hot/convert.rs`).
+//! one 64-bit word commits one. Only a roll of 2^15 windows or more of an
+//! aligned pipe takes the entry lock (a pipe's first window takes a claim
+//! and a swap, a roll of a first-call interval limit three swaps, once per
+//! interval, each of which any caller can make); a SLOTS entry's first
+//! lease or hub balance makes it a locked entry (`hot/convert.rs`).
 //!
 //! # The words
 //! A hot entry keeps its state in 64-bit words of its state area (it has
@@ -18,8 +18,8 @@
 //! | `S_CFG` | codec word 0 (algorithm, flags) and the limit | insert; a new limit (a plain store) |
 //! | `S_IV` | the window interval / GCRA period | insert |
 //! | `S_H` | the **hot word**: everything a check changes | compare-and-swap; a frozen roll |
-//! | `S_X` | window pipes: the highest window index a roll wrote; first-call windows: (rolls, low 16 bits; the last window's count); GCRA: codec word 8 (burst) | a roll, before its swap; insert; a new limit |
-//! | `S_P0`, `S_P1` | records (window index, low 32 bits; count) of even and odd windows; first-call windows: the starts of windows of even and odd roll counts | a roll, before its swap, only while `H` still holds what it read; a frozen roll |
+//! | `S_X` | window pipes: the highest window index a roll wrote (`UNCLAIMED` (`u64::MAX`) until the first window is claimed); first-call windows: (rolls, low 16 bits; the last window's count); GCRA: codec word 8 (burst) | a claim or a roll, before its swap; insert; a new limit |
+//! | `S_P0`, `S_P1` | records (window index, low 32 bits; count) of even and odd windows; first-call windows: the starts of windows of even and odd roll counts (`S_P0`: `UNCLAIMED` (`u64::MAX`) until the first window is claimed) | a claim or a roll, before its swap, only while `H` still holds what it read; a frozen roll |
 //! | `S_UNDO` (3) | a frozen roll's undo record | a frozen roll, before it freezes |
 //!
 //! Window pipes: `H` = 15 bits of the entry's generation (bits 49-63) |
@@ -147,6 +147,10 @@ const NEAR: u64 = 1 << 15;
 /// A GCRA's dead `H`; a live TAT stops one below it.
 const GCRA_DEAD: u64 = u64::MAX;
 const DEAD: u64 = 1;
+/// What a fresh window pipe's `S_X` (aligned windows) or `S_P0` (windows
+/// from the first call) holds until a caller claims its first window
+/// (`hot/roll.rs`, "The first window").
+pub(crate) const UNCLAIMED: u64 = u64::MAX;
 /// Retries of a failed swap before [`Error::Busy`].
 const RETRIES: u32 = 1 << 16;
 /// Codec word 0's open bit, which `S_CFG` does not keep (`H` says it).
@@ -464,9 +468,9 @@ fn pack(
 impl<'a> Table<'a> {
     /// Runs `f` on hot entry `e` (of generation `gen`) as of `now`,
     /// lock-free, and commits what it changed; with `touch`, records `now`
-    /// as the entry's last use (every operation but a read does). `Ok(None)`: the entry is
-    /// dead or no longer of generation `gen`, a roll of it is frozen, or
-    /// this one must be (the first window, or a window `NEAR` or more
+    /// as the entry's last use (every operation but a read does).
+    /// `Ok(None)`: the entry is dead or no longer of generation `gen`, a
+    /// roll of it is frozen, or this one must be (a window `NEAR` or more
     /// past the last): take the locked path, which looks again. `LOCKED`:
     /// the caller holds the entry lock, and freezes such rolls itself.
     /// `f` may run more than once (after a failed swap): it must change
@@ -495,7 +499,7 @@ impl<'a> Table<'a> {
         now: u64,
         touch: bool,
         fast: impl Fn(&Snap) -> Option<(u64, T)>,
-        mut f: impl FnMut(&mut Cell) -> Result<T, Error>,
+        f: impl FnMut(&mut Cell) -> Result<T, Error>,
     ) -> Result<Option<T>, Error> {
         let cfg = e.s[S_CFG].load(Ordering::Relaxed);
         let alg = cfg as u32 & 0xf;
@@ -524,9 +528,9 @@ impl<'a> Table<'a> {
                     // Windows from the first call: their own code (the
                     // anchor, like the algorithm, is the entry's for as
                     // long as its generation holds).
-                    x if x == Algorithm::Interval as u32 && is_first(cfg) => self.hot_run::<T, LOCKED>(e, gen, now, touch, Algorithm::Interval, true, first, &mut f),
-                    $(x if x == Algorithm::$a as u32 => self.hot_run::<T, LOCKED>(e, gen, now, touch, Algorithm::$a, false, first, &mut f),)*
-                    x if x == Algorithm::Slots as u32 => self.hot_run::<T, LOCKED>(e, gen, now, touch, Algorithm::Slots, false, first, &mut f),
+                    x if x == Algorithm::Interval as u32 && is_first(cfg) => self.hot_run::<T, LOCKED, false>(e, gen, now, touch, Algorithm::Interval, true, first, f),
+                    $(x if x == Algorithm::$a as u32 => self.hot_run::<T, LOCKED, false>(e, gen, now, touch, Algorithm::$a, false, first, f),)*
+                    x if x == Algorithm::Slots as u32 => self.hot_run::<T, LOCKED, false>(e, gen, now, touch, Algorithm::Slots, false, first, f),
                     _ => Err(Error::Corrupt),
                 }
             };
@@ -534,9 +538,32 @@ impl<'a> Table<'a> {
         rate_algorithms!(per_algorithm)
     }
 
+    /// [`Table::hot_run`] of a pipe whose first window a check opens
+    /// (`FIRST`: the only instance that has the code to): out of line, so
+    /// that the check of an open window neither sets up nor keeps what
+    /// the open needs (inline, it kept its snapshot in memory: +7
+    /// instructions per check through a handle, measured).
+    #[cold]
+    #[inline(never)]
+    #[allow(clippy::too_many_arguments)]
+    fn hot_open<T, const LOCKED: bool>(
+        &self,
+        e: &Entry,
+        gen: u32,
+        now: u64,
+        touch: bool,
+        alg: Algorithm,
+        first_call: bool,
+        f: impl FnMut(&mut Cell) -> Result<T, Error>,
+    ) -> Result<Option<T>, Error> {
+        self.hot_run::<T, LOCKED, true>(e, gen, now, touch, alg, first_call, None, f)
+    }
+
+    /// One hot operation: the loop of [`Table::hot_update_fast`]. `FIRST`:
+    /// this instance opens a pipe's first window (see [`Table::hot_open`]).
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
-    fn hot_run<T, const LOCKED: bool>(
+    fn hot_run<T, const LOCKED: bool, const FIRST: bool>(
         &self,
         e: &Entry,
         gen: u32,
@@ -545,7 +572,7 @@ impl<'a> Table<'a> {
         alg: Algorithm,
         first_call: bool,
         mut first: Option<(Snap, bool)>,
-        f: &mut impl FnMut(&mut Cell) -> Result<T, Error>,
+        mut f: impl FnMut(&mut Cell) -> Result<T, Error>,
     ) -> Result<Option<T>, Error> {
         for _ in 0..RETRIES {
             let (snap, same_gen) = first.take().unwrap_or_else(|| Snap::read_seq(e, gen));
@@ -592,52 +619,67 @@ impl<'a> Table<'a> {
             } else {
                 pack(gcra, first_call, &after, &before, &snap, old, self.epoch)
             };
-            match moved {
-                // Windows from the first call: claim, mark, finish
-                // (`hot/roll.rs`); the first window opens under the lock.
-                Some(_) if first_call => {
-                    let start = join(after[4], after[5]);
-                    if old.idx.is_none() {
-                        if !LOCKED {
-                            return Ok(None);
-                        }
-                        if !self.open_first(e, &snap, start, h) {
+            match (moved, old.idx) {
+                // The first window: claimed by one caller, opened by
+                // anyone, the claimant's call counted (`hot/roll.rs`).
+                (Some(to), None) => match h & COUNT {
+                    // A first call that counts nothing (a SLIDING drop):
+                    // a window open with a count of 0 reads as one never
+                    // opened, so nothing is opened; the words must have
+                    // belonged together, as for any check that changes
+                    // nothing.
+                    0 => {
+                        if !snap.stable(e) {
                             continue;
                         }
-                    } else if !roll::roll_first(e, snap, start) {
+                    }
+                    1 if !FIRST => {
+                        return self.hot_open::<T, LOCKED>(e, gen, now, touch, alg, first_call, f);
+                    }
+                    1 => {
+                        let claim = if first_call {
+                            join(after[4], after[5])
+                        } else {
+                            to
+                        };
+                        if !roll::open(e, snap.h, first_call, claim) {
+                            continue;
+                        }
+                    }
+                    // No check counts more than its own call.
+                    _ => return Err(Error::Corrupt),
+                },
+                // Windows from the first call: claim, mark, finish.
+                (Some(_), Some(_)) if first_call => {
+                    if !roll::roll_first(e, snap, join(after[4], after[5])) {
                         continue;
                     }
                 }
                 // A roll commits even when `H` comes out the same (a window
                 // a multiple of 2^16 windows on, with the same count).
-                Some(to) => {
+                (Some(to), Some(from)) => {
                     let count = (snap.h & COUNT) as u32;
                     // Before the swap: whoever reads the new `H` finds the
                     // rest of its window index in `S_X`; only ever raised
-                    // here. A snapshot that finds it `NEAR` or more above
-                    // its window is stale (its `H` may since have come
-                    // back to the same bits), or the entry's `S_X` is off:
-                    // the lock's path stores it exactly.
-                    let near = match old.idx {
-                        Some(i) if to.wrapping_sub(i) < NEAR => {
-                            e.s[S_X].max(to).wrapping_sub(i) < NEAR
-                        }
-                        _ => false,
-                    };
+                    // here (after the first window's claim). A snapshot
+                    // that finds it `NEAR` or more above its window is
+                    // stale (its `H` may since have come back to the same
+                    // bits), or the entry's `S_X` is off: the lock's path
+                    // stores it exactly.
+                    let near =
+                        to.wrapping_sub(from) < NEAR && e.s[S_X].max(to).wrapping_sub(from) < NEAR;
                     if near {
-                        if let Some(i) = old.idx {
-                            roll::record_roll(e, &snap, i, count, to);
-                        }
+                        roll::record_roll(e, &snap, from, count, to);
                         if e.s[S_H].cas(snap.h, h).is_err() {
                             continue;
                         }
                     } else if !LOCKED {
                         return Ok(None);
-                    } else if !self.frozen_roll(e, &snap, old.idx, to, h) {
+                    } else if !self.frozen_roll(e, &snap, from, to, h) {
                         continue;
                     }
                 }
-                None if h != snap.h => {
+                (None, _) if h != snap.h => {
                     if e.s[S_H].cas(snap.h, h).is_err() {
                         continue;
                     }
@@ -655,7 +697,7 @@ impl<'a> Table<'a> {
                 }
                 // Nothing to swap: the words must have belonged together
                 // (a swap checks that by itself).
-                None => {
+                (None, _) => {
                     if !snap.stable(e) {
                         continue;
                     }
@@ -678,17 +720,36 @@ impl<'a> Table<'a> {
 
     /// Writes `cell` into hot entry `e` of generation `gen` (an insert, under
     /// the entry lock, before the entry is published).
+    ///
+    /// The words a caller without the lock may still swap or raise (a
+    /// check of the slot's last life stalled before its swap, see "Removal
+    /// and reuse") are written by atomic swaps, not stores. On hardware
+    /// either is safe: a stalled caller's read-modify-write lands wholly
+    /// before the write (which replaces it) or after it (and reads it).
+    /// Loom 0.7 lets a plain store fall between the read and the write of
+    /// another thread's read-modify-write (tokio-rs/loom#254, fix pending
+    /// in #391), so with stores its models report a stalled raise of `S_X`
+    /// surviving the insert that had replaced it; a swap is an RMW, which
+    /// loom orders correctly, and costs an insert nothing measurable.
     pub(crate) fn hot_write(&self, e: &Entry, gen: u32, cell: &Cell) {
         let w = encode(cell);
         let cfg = join(w[0] & !OPEN_BIT, w[1]);
         e.s[S_CFG].store(cfg, Ordering::Relaxed);
         e.s[S_IV].store(join(w[2], w[3]), Ordering::Relaxed);
-        e.s[S_X].store(u64::from(w[8]), Ordering::Relaxed);
-        e.s[S_P0].store(0, Ordering::Relaxed);
-        e.s[S_P1].store(0, Ordering::Relaxed);
-        if !is_gcra(cfg) {
-            e.s[S_X].store(0, Ordering::Relaxed);
-        }
+        let (x, p0) = if is_gcra(cfg) {
+            (u64::from(w[8]), 0)
+        } else if is_slots(cfg) {
+            (0, 0)
+        } else if is_first(cfg) {
+            // Rolls 0, last count 0; window 0's start unclaimed.
+            (0, UNCLAIMED)
+        } else {
+            // The first window unclaimed (`hot/roll.rs`, "The first window").
+            (UNCLAIMED, 0)
+        };
+        e.s[S_X].swap(x);
+        e.s[S_P0].swap(p0);
+        e.s[S_P1].swap(0);
         let mut h = fresh(cfg, gen);
         if let Limiter::Slots(s) = &cell.limiter {
             // is_hot(cell) held: the counts fit.

@@ -29,8 +29,12 @@ pub(crate) const MAGIC: u32 = u32::from_le_bytes(*b"FGT1");
 /// two must not share a table; version 4 had today's bytes, but kept a
 /// first-call interval limit's start in `S_X` and its last count in
 /// `S_P0`, rolled under the lock (today: starts in `S_P0` and `S_P1`,
-/// the last count in `S_X`, rolled without it, `hot/roll.rs`).
-pub const LAYOUT_VERSION: u32 = 5;
+/// the last count in `S_X`, rolled without it, `hot/roll.rs`); version 5
+/// had today's words, but opened a window pipe's first window under the
+/// lock, and a new pipe's `S_X` (aligned windows) or `S_P0` (windows from
+/// the first call) held 0, where today it holds `UNCLAIMED` until a caller
+/// claims the first window without the lock.
+pub const LAYOUT_VERSION: u32 = 6;
 
 /// Entries per bucket: a key may live in any slot of its two buckets.
 pub const BUCKET_SLOTS: usize = 32;

@@ -15,11 +15,13 @@
 //!   buffer; it must be aligned to 8 bytes. A header (magic, layout version,
 //!   capacity, entry and lease sizes) lets `attach` refuse memory that holds
 //!   no table ([`Error::NotATable`]) or another layout ([`Error::LayoutMismatch`]):
-//!   files made by floodgate before layout version 5 (version 1: linear
+//!   files made by floodgate before layout version 6 (version 1: linear
 //!   probing; version 2: every operation locked; version 3: SLOTS and
 //!   first-call interval limits locked, which later versions keep hot;
 //!   version 4: first-call interval limits rolled under the lock, with
-//!   their words in other places) are refused; delete them and let the
+//!   their words in other places; version 5: a pipe's first window opened
+//!   under the lock, a new pipe's words set for that) are refused; delete
+//!   them and let the
 //!   next user create a new table.
 //!
 //! # Entries

@@ -90,8 +90,9 @@ fn attach_sees_the_same_table_and_refuses_other_layouts() {
     // Other layout versions (header word 1): 1, the linear-probing layout
     // before buckets and tags, 2, 160-byte entries all locked, 3, whose
     // SLOTS and first-call interval limits were never hot, 4, whose
-    // first-call limits rolled under the lock, and 6.
-    for v in [1, 2, 3, 4, 6] {
+    // first-call limits rolled under the lock, 5, whose pipes opened their
+    // first window under the lock, and 7.
+    for v in [1, 2, 3, 4, 5, 7] {
         as_bytes(&mut mem)[4] = v;
         assert_eq!(
             Table::attach(as_bytes(&mut mem), Owner::SINGLE_PROCESS).unwrap_err(),

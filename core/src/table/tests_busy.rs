@@ -323,3 +323,88 @@ fn a_mod_hash_limit_checks_and_rolls_while_its_lock_is_held() {
         assert_eq!(counts(8 * S), Ok((2, 4)));
     });
 }
+
+/// A pipe made by `set` and never checked (its `H` fresh): its first
+/// window opens without the lock, whether the first check claims it or a
+/// killed caller's claim is found (aligned windows: `S_X`; windows from the
+/// first call: `S_P0`).
+#[test]
+fn a_first_window_opens_while_the_lock_is_held() {
+    use super::hot::{fresh, S_CFG, S_H, S_P0, S_X, UNCLAIMED};
+    with_table(4, |t| {
+        let counts = |k: &[u8], now| t.get(k, now).map(|s| (s.counter, s.last_counter));
+        // A new pipe whose lock a live holder keeps, its first window
+        // claimed by a killed caller for window `claim` (or unclaimed);
+        // gives the entry and its lock word as it was.
+        let stuck = |key: &[u8], claim: Option<u64>| {
+            assert_eq!(t.set(key, Algorithm::Taildrop, 2, 0), Ok(()));
+            let e = &t.entries[idx_of(&t, key)];
+            assert_eq!(e.s[S_X].load(Ordering::Relaxed), UNCLAIMED);
+            if let Some(j) = claim {
+                e.s[S_X].store(j, Ordering::Relaxed);
+            }
+            (e, forge(&e[E_LOCK]))
+        };
+        // Claimed by the first check, in window 2 ([20 s, 30 s)).
+        let (a, was) = stuck(b"a", None);
+        assert_eq!(t.check(b"a", 25 * S), Ok(Verdict::Pass));
+        assert_eq!(a.s[S_X].load(Ordering::Relaxed), 2);
+        assert_eq!(t.check(b"a", 21 * S), Ok(Verdict::Pass));
+        assert_eq!(t.check(b"a", 29 * S), Ok(Verdict::Drop));
+        assert_eq!(counts(b"a", 29 * S), Ok((3, 0)));
+        assert_eq!(t.check(b"a", 30 * S), Ok(Verdict::Pass), "rolled");
+        assert_eq!(counts(b"a", 30 * S), Ok((1, 3)));
+        a[E_LOCK].store(was, Ordering::Release);
+
+        // Claimed for window 4 by a caller killed before it opened `H`:
+        // window 4 opens with the claimant's call counted (a call whose
+        // reply was lost); a check in window 2 (before it: time going
+        // backwards) counts in it after that call, one in window 5 rolls.
+        let (b, was) = stuck(b"b", Some(4));
+        assert_eq!(t.check(b"b", 25 * S), Ok(Verdict::Pass));
+        assert_eq!(counts(b"b", 45 * S), Ok((2, 0)));
+        assert_eq!(t.check(b"b", 49 * S), Ok(Verdict::Drop));
+        assert_eq!(t.check(b"b", 50 * S), Ok(Verdict::Pass));
+        assert_eq!(counts(b"b", 50 * S), Ok((1, 3)));
+        b[E_LOCK].store(was, Ordering::Release);
+        // Claimed for window 1, found by a check in window 3: window 1
+        // opens with the claimant's call, the check rolls on (an idle
+        // window between).
+        let (c, was) = stuck(b"c", Some(1));
+        assert_eq!(t.check(b"c", 35 * S), Ok(Verdict::Pass));
+        assert_eq!(counts(b"c", 35 * S), Ok((1, 0)));
+        assert_eq!(c.s[S_X].load(Ordering::Relaxed), 3);
+        c[E_LOCK].store(was, Ordering::Release);
+
+        // A mod_hash limit (max 0: the first call of a window passes)
+        // whose first window a killed caller claimed at 5 s: it is the
+        // window's first call, counted when the next caller opens it.
+        let f = |now| t.rate_check(b"f", 0, 3 * S, true, MaxZero::ModHash, now);
+        assert_eq!(f(S), Ok(Verdict::Pass));
+        let e = &t.entries[idx_of(&t, b"f")];
+        let gen = e[E_GEN].load(Ordering::Relaxed);
+        let cfg = e.s[S_CFG].load(Ordering::Relaxed);
+        // As a new entry's words (`hot_write`), then the claim.
+        e.s[S_H].store(fresh(cfg, gen), Ordering::Relaxed);
+        e.s[S_X].store(0, Ordering::Relaxed);
+        e.s[S_P0].store(UNCLAIMED, Ordering::Relaxed);
+        assert_eq!(counts(b"f", 6 * S), Ok((0, 0)), "no window open");
+        let was = forge(&e[E_LOCK]);
+        e.s[S_P0].store(5 * S, Ordering::Relaxed);
+        assert_eq!(f(6 * S), Ok(Verdict::Drop), "not the first call");
+        assert_eq!(counts(b"f", 6 * S), Ok((2, 0)));
+        // The window is [5 s, 8 s): the claimant's start.
+        assert_eq!(f(8 * S), Ok(Verdict::Pass));
+        assert_eq!(counts(b"f", 8 * S), Ok((1, 2)));
+        // Unclaimed: the next call claims and is the first.
+        e.s[S_H].store(fresh(cfg, gen), Ordering::Relaxed);
+        e.s[S_X].store(0, Ordering::Relaxed);
+        e.s[S_P0].store(UNCLAIMED, Ordering::Relaxed);
+        assert_eq!(f(20 * S), Ok(Verdict::Pass));
+        assert_eq!(f(21 * S), Ok(Verdict::Drop));
+        assert_eq!(counts(b"f", 22 * S), Ok((2, 0)));
+        assert_eq!(e.s[S_P0].load(Ordering::Relaxed), 20 * S);
+        assert_eq!(e[E_LOCK].load(Ordering::Relaxed) & !0x8000_0000, STUCK);
+        e[E_LOCK].store(was, Ordering::Release);
+    });
+}

@@ -70,6 +70,25 @@ fn a_roll_of_2_16_windows_with_the_same_count_moves_the_window() {
 }
 
 #[test]
+fn the_last_aligned_window_opens_as_the_bare_limiter() {
+    use crate::window::LAST_INDEX;
+    use crate::{IntervalLimit, MaxZero, Window};
+    // 1 ns windows from epoch 0: a call at u64::MAX is in window
+    // LAST_INDEX (`Window`), not u64::MAX, the value of an unclaimed `S_X`.
+    with_table(|t| {
+        let mut bare = IntervalLimit::new(2, Window::aligned(1, 0).unwrap(), MaxZero::RefuseAll);
+        for _ in 0..3 {
+            let v = t.rate_check(b"m", 2, 1, false, MaxZero::RefuseAll, u64::MAX);
+            assert_eq!(v, Ok(bare.check(u64::MAX)));
+            let s = t.get(b"m", u64::MAX).unwrap();
+            assert_eq!((s.counter, s.last_counter), bare.counter().view(u64::MAX));
+        }
+        assert_eq!(bare.counter().view(u64::MAX), (3, 0));
+        assert_eq!(entry(&t, b"m").s[S_X].load(Ordering::Relaxed), LAST_INDEX);
+    });
+}
+
+#[test]
 fn far_rolls_store_the_window_index_exactly() {
     with_table(|t| {
         assert_eq!(

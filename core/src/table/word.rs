@@ -78,6 +78,17 @@ impl W64 {
         }
     }
 
+    /// Stores `v` by an atomic swap (a plain store where there are no
+    /// 64-bit atomics: only the locked path runs there). See
+    /// `Table::hot_write` for why a swap.
+    #[inline(always)]
+    pub(crate) fn swap(&self, v: u64) {
+        #[cfg(any(target_has_atomic = "64", loom))]
+        self.0.swap(v, Ordering::Relaxed);
+        #[cfg(not(any(target_has_atomic = "64", loom)))]
+        self.store(v, Ordering::Relaxed);
+    }
+
     /// Compare-and-swap; only the hot path calls it, and only where
     /// [`HOT`] is true (it fails otherwise).
     #[inline(always)]

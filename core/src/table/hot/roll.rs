@@ -24,8 +24,8 @@
 //! A check whose raise of `S_X` finds it 2^15 or more above its `i` read a
 //! stale `H` (one that came back to the same bits 2^16 windows later: the
 //! index is there to catch that) or an `S_X` that is off: it takes the
-//! locked path, as do the first window's open and rolls of 2^15 windows or
-//! more (a raise that far would make readers of `i` read another window).
+//! locked path, as do rolls of 2^15 windows or more (a raise that far
+//! would make readers of `i` read another window).
 //!
 //! # Frozen rolls, under the entry lock
 //! The holder writes the undo record (`S_X`, `S_P0`, `S_P1` as read),
@@ -38,10 +38,30 @@
 //! the bit (`Table::hot_recover`): the roll did not happen. Listings read
 //! a frozen entry under its lock.
 //!
-//! The first window's open needs no freezing: no caller without the lock
-//! changes a fresh `H` (an open is not theirs to make) and no reader of a
-//! fresh `H` reads another word, so the holder stores `S_X = j`, then `H'`.
-//!
+//! # The first window, claimed by one caller, opened by anyone
+//! A new pipe's `H` is fresh (no window open) and its `S_X` holds
+//! [`UNCLAIMED`]; no reader of a fresh `H` reads another word. A check in
+//! window `j` **claims** the first window by swapping `S_X` from
+//! `UNCLAIMED` to `j`, only while `H` is still the fresh one it read:
+//! exactly one claim wins, and `S_X` then changes no more until `H` opens.
+//! Whoever finds `S_X` claimed **opens** `H` by one swap from fresh to the
+//! claimed window with one call counted: the claimant's (only a check
+//! opens a window, and it counts itself; a check that would open one
+//! counting nothing, a SLIDING drop, claims nothing and opens nothing: a
+//! window open with a count of 0 reads as one never opened). The claimant's
+//! verdict stands, whoever made the swap; every other caller checks again
+//! in the open window (its own later window is then an ordinary roll, an
+//! earlier one time going backwards). That is the serial order "the
+//! claimant first", whichever window each caller is in: had another
+//! caller counted itself first in the claimed window, no serial order
+//! would give its verdict (the loom model `first_window_open_racing_open`
+//! fails so). Readers of the open `H` find its index in `S_X` exactly.
+//! A caller stopped or killed after its claim leaves a claimed `S_X` and
+//! a fresh `H`: the next check opens it, counting the claimant's call (a
+//! call whose reply was lost). [`Window`](crate::window) numbers no
+//! aligned window `u64::MAX` (`LAST_INDEX`), so no window is claimed as
+//! `UNCLAIMED`.
+
 //! # Windows from the first call, finished by anyone
 //! An interval limit whose windows start at the first call after the last
 //! one ended (FreeSWITCH mod_hash) counts its rolls in `H`'s 16 index bits
@@ -78,8 +98,12 @@
 //! whose reply was lost), a marked `H` is finished by whoever reads it
 //! (checks, listings, the locked path). Nothing waits for anybody.
 //!
-//! Only the first window's open takes the entry lock (once per life of
-//! the entry, as for every window pipe, see [`Table::frozen_roll`]).
+//! The first window is claimed and opened as an aligned pipe's, but the
+//! claim is window 0's start, in `S_P0`, which a new limit's insert sets
+//! to [`UNCLAIMED`] (and `S_X` to rolls 0, last count 0).
+//! [`Window`](crate::window) starts no window at `u64::MAX`
+//! (`LAST_START`), so no start is taken for `UNCLAIMED`. Nothing of these
+//! limits takes the entry lock.
 //!
 //! What the checks of `H` cannot close: a claimant stalled between its
 //! last load of `H` and its swap of the start word, while the entry is
@@ -89,11 +113,16 @@
 //! an interval or more past the new window's start, the new entry's next
 //! roll adopts it as its start: that window's bounds shift, no count is
 //! lost or doubled. The aligned rolls' raise of `S_X` shares this window
-//! of a few instructions (`hot.rs`, "Removal and reuse").
+//! of a few instructions (`hot.rs`, "Removal and reuse"), and so do the
+//! first windows' claims: a claim that lands in the next life of the slot
+//! opens its first window at the stalled caller's window or start, with
+//! that call of the old life counted in the new one (an aligned pipe's
+//! next check then rolls on from there, under the lock if that lies 2^15
+//! windows or more back).
 
 use super::{
     is_first, is_gcra, is_slots, join, Snap, COUNT, FROZEN, GEN_BITS, IDX_MASK, IDX_SHIFT, OPEN,
-    RETRIES, S_CFG, S_H, S_IV, S_P0, S_P1, S_UNDO, S_X,
+    RETRIES, S_CFG, S_H, S_IV, S_P0, S_P1, S_UNDO, S_X, UNCLAIMED,
 };
 use crate::table::lock::{fence_acquire, Ordering};
 use crate::table::word::{Entry, W64};
@@ -267,33 +296,62 @@ fn freeze(e: &Entry, snap: &Snap) -> bool {
     e.s[S_H].cas(snap.h, snap.h | FROZEN).is_ok()
 }
 
+/// Opens the first window of a fresh window pipe (whose fresh `H` the
+/// caller read: `fresh`) for a check whose window is `claim`: its index
+/// (aligned windows, claimed in `S_X`) or its start (`first_call`: windows
+/// from the first call, claimed in `S_P0`, as window 0). Claims it unless another caller claimed first,
+/// then swaps `H` from fresh to the claimed window with the claimant's call
+/// counted. True if the caller's claim won: its call is the first of the
+/// pipe, counted (by whoever opened `H`), and its verdict stands; false if
+/// `H` changed before a claim or another caller's claim was found: check
+/// again. See the module docs, "The first window".
+#[cold]
+#[inline(never)]
+///
+/// Not given the snapshot: with a second cold call taking it (by value or
+/// not), the hot loop kept it in memory (+7 instructions per check
+/// through a handle, measured).
+pub(super) fn open(e: &Entry, fresh: u64, first_call: bool, claim: u64) -> bool {
+    let word = &e.s[if first_call { S_P0 } else { S_X }];
+    let mut held = word.load(Ordering::Acquire);
+    let mut mine = false;
+    if held == UNCLAIMED {
+        // A snapshot of an earlier life of the slot must not claim a
+        // later life's word (`H` carries the generation).
+        fence_acquire();
+        if e.s[S_H].load(Ordering::Acquire) != fresh {
+            return false;
+        }
+        // `Window` gives no window index or start of `UNCLAIMED`
+        // (`LAST_INDEX`, `LAST_START`): kept here against a corrupt state.
+        let claim = claim.min(UNCLAIMED - 1);
+        match word.cas(UNCLAIMED, claim) {
+            Ok(_) => (held, mine) = (claim, true),
+            Err(now) => held = now,
+        }
+    }
+    // Aligned: the claimed window's index (`S_X` now names it exactly);
+    // from the first call: window 0 (`S_X`: rolls 0, last count 0, as the
+    // insert wrote). One call counted: the claimant's, as a roll counts
+    // its winner's (the caller claims only for a check that counts
+    // itself).
+    let idx = if first_call { 0 } else { held & IDX_MASK };
+    let opened = (fresh & GEN_BITS) | (idx << IDX_SHIFT) | OPEN | 1;
+    let _ = e.s[S_H].cas(fresh, opened);
+    mine
+}
+
 impl Table<'_> {
-    /// A roll to window `to` (from window `from`, or the first window)
-    /// that the lock-free one cannot make, under the entry lock: open the
-    /// first window; or freeze `H` (every caller without the lock then
-    /// takes the locked path and waits), store the records `to` reads and
-    /// `S_X` exactly, then `H`. False if `H` changed since `snap`: look
-    /// again. A holder killed while `H` is frozen leaves the undo record,
-    /// which [`Table::hot_recover`] puts back: the roll did not happen.
+    /// A roll to window `to` from window `from` that the lock-free one
+    /// cannot make, under the entry lock: freeze `H` (every caller without
+    /// the lock then takes the locked path and waits), store the records
+    /// `to` reads and `S_X` exactly, then `H`. False if `H` changed since
+    /// `snap`: look again. A holder killed while `H` is frozen leaves the
+    /// undo record, which [`Table::hot_recover`] puts back: the roll did
+    /// not happen.
     #[cold]
     #[inline(never)]
-    pub(super) fn frozen_roll(
-        &self,
-        e: &Entry,
-        snap: &Snap,
-        from: Option<u64>,
-        to: u64,
-        h: u64,
-    ) -> bool {
-        let Some(from) = from else {
-            // The first window: callers without the lock never change a
-            // fresh `H` (they take this path to open it), and readers of a
-            // fresh `H` read no other word, so nothing needs freezing:
-            // store the index, then swap `H` in. Killed between, the entry
-            // stays fresh. The records are the insert's (count 0).
-            e.s[S_X].store(to, Ordering::Release);
-            return e.s[S_H].cas(snap.h, h).is_ok();
-        };
+    pub(super) fn frozen_roll(&self, e: &Entry, snap: &Snap, from: u64, to: u64, h: u64) -> bool {
         if !freeze(e, snap) {
             return false;
         }
@@ -312,18 +370,6 @@ impl Table<'_> {
         e.s[S_X].store(to, Ordering::Release);
         e.s[S_H].store(h, Ordering::Release);
         true
-    }
-
-    /// The open of the first window of an interval limit whose windows
-    /// start at the first call, under the entry lock (see
-    /// [`Table::frozen_roll`]'s first window): store window 0's start and
-    /// last count, then swap `H` in. False if `H` changed since `snap`.
-    #[cold]
-    #[inline(never)]
-    pub(super) fn open_first(&self, e: &Entry, snap: &Snap, start: u64, h: u64) -> bool {
-        e.s[S_P0].store(start, Ordering::Release);
-        e.s[S_X].store(0, Ordering::Release);
-        e.s[S_H].cas(snap.h, h).is_ok()
     }
 
     /// Puts back what a holder killed inside [`Table::frozen_roll`] found
