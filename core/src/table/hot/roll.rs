@@ -299,18 +299,15 @@ fn freeze(e: &Entry, snap: &Snap) -> bool {
 /// Opens the first window of a fresh window pipe (whose fresh `H` the
 /// caller read: `fresh`) for a check whose window is `claim`: its index
 /// (aligned windows, claimed in `S_X`) or its start (`first_call`: windows
-/// from the first call, claimed in `S_P0`, as window 0). Claims it unless another caller claimed first,
-/// then swaps `H` from fresh to the claimed window with the claimant's call
-/// counted. True if the caller's claim won: its call is the first of the
-/// pipe, counted (by whoever opened `H`), and its verdict stands; false if
-/// `H` changed before a claim or another caller's claim was found: check
-/// again. See the module docs, "The first window".
+/// from the first call, claimed in `S_P0`, as window 0). Claims it unless
+/// another caller claimed first, then swaps `H` from fresh to the claimed
+/// window with the claimant's call counted. True if the caller's claim
+/// won: its call is the first of the pipe, counted (by whoever opened
+/// `H`), and its verdict stands; false if `H` changed before a claim or
+/// another caller's claim was found: check again. See the module docs,
+/// "The first window".
 #[cold]
 #[inline(never)]
-///
-/// Not given the snapshot: with a second cold call taking it (by value or
-/// not), the hot loop kept it in memory (+7 instructions per check
-/// through a handle, measured).
 pub(super) fn open(e: &Entry, fresh: u64, first_call: bool, claim: u64) -> bool {
     let word = &e.s[if first_call { S_P0 } else { S_X }];
     let mut held = word.load(Ordering::Acquire);
