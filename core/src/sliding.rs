@@ -10,7 +10,13 @@
 //!
 //! Only passed requests are counted: counting drops too would keep a pipe
 //! under steady 2x overload from ever passing again. So the counter of a
-//! sliding pipe, unlike TAILDROP's, is the number of passes.
+//! sliding pipe, unlike TAILDROP's, is the number of passes. A drop on a
+//! pipe that has not opened a window yet (a limit of 0) leaves it
+//! unopened: its first pass opens the first window. (Opened by the drop,
+//! the window would differ only for a later call with an earlier time,
+//! which would count in the drop's window instead of its own; a shared
+//! table could not open a window for a call that counts nothing without a
+//! lock, see `table/hot/roll.rs`.)
 //!
 //! Use [`Anchor::Aligned`](crate::Anchor::Aligned) windows. With
 //! [`Anchor::FirstEvent`](crate::Anchor::FirstEvent) the previous window may
@@ -39,6 +45,7 @@ impl SlidingWindow {
     /// Decides one request at `now`; only passes are counted.
     #[inline(always)]
     pub fn check(&mut self, now: u64) -> Verdict {
+        let opened = self.counter.state.open;
         let n = self.counter.hit(now);
         let interval = u128::from(self.counter.window().interval());
         let remaining = interval - u128::from(self.counter.elapsed_in_window(now));
@@ -47,6 +54,10 @@ impl SlidingWindow {
         let pass = estimate <= u128::from(self.limit) * interval;
         if !pass {
             self.counter.unhit();
+            if !opened {
+                // Nothing counted yet, nothing opened (module docs).
+                self.counter = WindowCounter::new(self.counter.window);
+            }
         }
         Verdict::from_pass(pass)
     }
@@ -76,6 +87,21 @@ impl SlidingWindow {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_drop_before_the_first_pass_opens_no_window() {
+        let mut p = SlidingWindow::new(0, Window::aligned(100, 0).unwrap());
+        assert_eq!(p.check(550), Verdict::Drop);
+        assert_eq!(p.counter().state().start(), None);
+        // The first pass opens its own window, not the drop's.
+        p.set_limit(1);
+        assert_eq!(p.check(120), Verdict::Pass);
+        assert_eq!(p.counter().state().start(), Some(100));
+        // A drop in an open window keeps it.
+        assert_eq!(p.check(150), Verdict::Drop);
+        assert_eq!(p.counter().state().start(), Some(100));
+        assert_eq!(p.counter().counter(), 1);
+    }
 
     #[test]
     fn no_double_burst_at_the_edge() {

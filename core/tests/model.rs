@@ -498,6 +498,8 @@ struct RefSliding {
 
 impl RefSliding {
     fn check(&mut self, t: u64) -> Verdict {
+        // A drop before any window opened leaves none open.
+        let fresh = self.w.windows.is_empty();
         self.w.enter(t);
         let iv = u128::from(self.w.interval);
         let e = self.w.elapsed(t);
@@ -506,6 +508,8 @@ impl RefSliding {
         let ok = estimate <= u128::from(self.limit) * iv;
         if ok {
             self.w.add();
+        } else if fresh {
+            self.w.windows.clear();
         }
         pass(ok)
     }

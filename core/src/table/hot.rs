@@ -622,17 +622,10 @@ impl<'a> Table<'a> {
             match (moved, old.idx) {
                 // The first window: claimed by one caller, opened by
                 // anyone, the claimant's call counted (`hot/roll.rs`).
+                // Only checks open a window, each counting its own call (a
+                // SLIDING drop, which counts nothing, leaves its pipe
+                // unopened: `SlidingWindow::check`).
                 (Some(to), None) => match h & COUNT {
-                    // A first call that counts nothing (a SLIDING drop):
-                    // a window open with a count of 0 reads as one never
-                    // opened, so nothing is opened; the words must have
-                    // belonged together, as for any check that changes
-                    // nothing.
-                    0 => {
-                        if !snap.stable(e) {
-                            continue;
-                        }
-                    }
                     1 if !FIRST => {
                         return self.hot_open::<T, LOCKED>(e, gen, now, touch, alg, first_call, f);
                     }
@@ -646,7 +639,6 @@ impl<'a> Table<'a> {
                             continue;
                         }
                     }
-                    // No check counts more than its own call.
                     _ => return Err(Error::Corrupt),
                 },
                 // Windows from the first call: claim, mark, finish.

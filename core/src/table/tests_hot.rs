@@ -201,3 +201,25 @@ fn a_frozen_roll_left_by_a_killed_holder_is_undone() {
         assert_eq!(counters(&t, b"k", 21 * IV), (0, 3));
     });
 }
+
+#[test]
+fn a_sliding_drop_before_any_pass_opens_no_window() {
+    use crate::{SlidingWindow, Window};
+    // Found by a long table_model run: a table whose SLIDING pipe's first
+    // call dropped must open its first window where the bare limiter
+    // does, which a later call with an earlier time shows.
+    with_table(|t| {
+        let mut bare = SlidingWindow::new(0, Window::aligned(IV, 0).unwrap());
+        assert_eq!(t.set(b"s", Algorithm::Sliding, 0, 0), Ok(()));
+        assert_eq!(t.check(b"s", 50 * IV + 1), Ok(bare.check(50 * IV + 1)));
+        bare.set_limit(1);
+        let v = t.check_or_create(b"s", Algorithm::Taildrop, 1, 10 * IV);
+        assert_eq!(v, Ok(bare.check(10 * IV)));
+        assert_eq!(v, Ok(Verdict::Pass));
+        for now in [10 * IV, 11 * IV, 50 * IV + 1] {
+            let c = bare.counter();
+            assert_eq!(counters(&t, b"s", now), c.view(now), "at {now}");
+        }
+        assert_eq!(counters(&t, b"s", 10 * IV), (1, 0));
+    });
+}

@@ -46,9 +46,8 @@
 //! exactly one claim wins, and `S_X` then changes no more until `H` opens.
 //! Whoever finds `S_X` claimed **opens** `H` by one swap from fresh to the
 //! claimed window with one call counted: the claimant's (only a check
-//! opens a window, and it counts itself; a check that would open one
-//! counting nothing, a SLIDING drop, claims nothing and opens nothing: a
-//! window open with a count of 0 reads as one never opened). The claimant's
+//! opens a window, and it counts itself: a SLIDING drop, which counts
+//! nothing, leaves its pipe unopened, see [`SlidingWindow`]). The claimant's
 //! verdict stands, whoever made the swap; every other caller checks again
 //! in the open window (its own later window is then an ordinary roll, an
 //! earlier one time going backwards). That is the serial order "the
@@ -128,6 +127,8 @@ use crate::table::lock::{fence_acquire, Ordering};
 use crate::table::word::{Entry, W64};
 use crate::table::Table;
 use crate::window::first_event_next;
+#[cfg(doc)]
+use crate::SlidingWindow;
 
 /// The word of window `idx`'s parity: its record (aligned windows) or its
 /// start (windows from the first call, `idx` counting rolls).
