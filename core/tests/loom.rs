@@ -673,8 +673,9 @@ fn first_event_rollover_racing_rollover() {
 /// Two checks on a pipe made by `set` and never checked (its first window
 /// not open): each claims the first window or finds it claimed and opens
 /// it, without the lock. In one window (the claimant may not be the one
-/// that opens it, nor the first counted) and in two (one opens its window,
-/// the other rolls from it, or counts in it as time gone backwards).
+/// that opens it, but its call is the first counted) and in two (one
+/// opens its window, the other rolls from it, or counts in it as time gone
+/// backwards).
 #[test]
 fn first_window_open_racing_open() {
     let setup = || {
