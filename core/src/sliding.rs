@@ -10,13 +10,13 @@
 //!
 //! Only passed requests are counted: counting drops too would keep a pipe
 //! under steady 2x overload from ever passing again. So the counter of a
-//! sliding pipe, unlike TAILDROP's, is the number of passes. A drop on a
-//! pipe that has not opened a window yet (a limit of 0) leaves it
-//! unopened: its first pass opens the first window. (Opened by the drop,
-//! the window would differ only for a later call with an earlier time,
-//! which would count in the drop's window instead of its own; a shared
-//! table could not open a window for a call that counts nothing without a
-//! lock, see `table/hot/roll.rs`.)
+//! sliding pipe, unlike TAILDROP's, is the number of passes. A drop
+//! changes nothing at all: it neither counts nor moves the window, so a
+//! pipe's window moves only with its passes (a pipe of limit 0 never opens
+//! one). Moved by the drop, the window would differ only for a later call
+//! with an earlier time, which would count in the drop's window instead
+//! of the one before; a shared table could not move a window for a call
+//! that counts nothing without another word (see `table/hot/roll.rs`).
 //!
 //! Use [`Anchor::Aligned`](crate::Anchor::Aligned) windows. With
 //! [`Anchor::FirstEvent`](crate::Anchor::FirstEvent) the previous window may
@@ -45,7 +45,7 @@ impl SlidingWindow {
     /// Decides one request at `now`; only passes are counted.
     #[inline(always)]
     pub fn check(&mut self, now: u64) -> Verdict {
-        let opened = self.counter.state.open;
+        let before = self.counter;
         let n = self.counter.hit(now);
         let interval = u128::from(self.counter.window().interval());
         let remaining = interval - u128::from(self.counter.elapsed_in_window(now));
@@ -53,11 +53,8 @@ impl SlidingWindow {
             u128::from(self.counter.last_counter()) * remaining + u128::from(n) * interval;
         let pass = estimate <= u128::from(self.limit) * interval;
         if !pass {
-            self.counter.unhit();
-            if !opened {
-                // Nothing counted yet, nothing opened (module docs).
-                self.counter = WindowCounter::new(self.counter.window);
-            }
+            // Nothing counted, the window not moved (module docs).
+            self.counter = before;
         }
         Verdict::from_pass(pass)
     }
@@ -101,6 +98,23 @@ mod tests {
         assert_eq!(p.check(150), Verdict::Drop);
         assert_eq!(p.counter().state().start(), Some(100));
         assert_eq!(p.counter().counter(), 1);
+    }
+
+    #[test]
+    fn a_drop_in_a_later_window_moves_nothing() {
+        let mut p = SlidingWindow::new(2, Window::aligned(100, 0).unwrap());
+        assert!(p.check(90).passed() && p.check(91).passed());
+        // 10 ns into the next window, 90% of 2 still weigh: a drop, which
+        // leaves window 0 open with its count.
+        assert_eq!(p.check(110), Verdict::Drop);
+        assert_eq!(p.counter().state().start(), Some(0));
+        assert_eq!((p.counter().counter(), p.counter().last_counter()), (2, 0));
+        // A call with an earlier time is still in window 0 (a drop there).
+        assert_eq!(p.check(95), Verdict::Drop);
+        // The next pass moves it: window 1, window 0's passes the last.
+        assert_eq!(p.check(160), Verdict::Pass);
+        assert_eq!(p.counter().state().start(), Some(100));
+        assert_eq!((p.counter().counter(), p.counter().last_counter()), (1, 2));
     }
 
     #[test]

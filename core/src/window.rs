@@ -25,14 +25,16 @@
 //! backwards, or two threads raced on their clock reads) is counted in the
 //! current window: windows never roll back. An aligned event before the epoch
 //! opens the window that starts at the epoch. A window that would end past
-//! `u64::MAX` ends there and includes `u64::MAX` itself. Windows from the
-//! first event take an event at `u64::MAX` for one at [`LAST_START`]
-//! (`u64::MAX - 1`): none starts later, and one that starts there holds
-//! `u64::MAX` whatever its interval (a table keeps `u64::MAX` to mark a
-//! start nobody has claimed yet, as a GCRA's TAT stops at `u64::MAX - 1`).
-//! For the same reason aligned windows number at most [`LAST_INDEX`]
-//! (`u64::MAX - 1`) from the epoch: only 1 ns windows from epoch 0 get
-//! there, and their window `u64::MAX - 1` holds `u64::MAX` too.
+//! `u64::MAX` ends there and includes `u64::MAX` itself. Windows take an
+//! event at `u64::MAX` for one at [`LAST_START`] (`u64::MAX - 1`): none
+//! starts later, and the window that holds `LAST_START` holds `u64::MAX`
+//! too, whatever its interval (a table keeps `u64::MAX` to mark a start
+//! nobody has claimed yet, as a GCRA's TAT stops at `u64::MAX - 1`). Only
+//! the last nanosecond of time sees this: an aligned window that would
+//! start at `u64::MAX` (1 ns windows from epoch 0, or any interval that
+//! divides `u64::MAX - epoch`) is not opened, its event counted in the
+//! window before; an epoch of `u64::MAX` starts its window at
+//! `LAST_START`.
 //! Nothing here can overflow or panic.
 
 use crate::Error;
@@ -50,14 +52,9 @@ pub enum Anchor {
     FirstEvent,
 }
 
-/// The latest time a window from the first event starts at: an event
-/// after it opens its window here (see the [module docs](self)).
+/// The latest time a window starts at: an event after it counts as one
+/// here (see the [module docs](self)).
 pub const LAST_START: u64 = u64::MAX - 1;
-
-/// The highest index (counted from the epoch) of an aligned window: 1 ns
-/// windows from epoch 0 put `u64::MAX` in the window before its own (see
-/// the [module docs](self)).
-pub const LAST_INDEX: u64 = u64::MAX - 1;
 
 /// A window length and anchor, validated (the interval is never 0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -103,7 +100,9 @@ impl Window {
     /// for times before the epoch).
     fn aligned_floor(&self, epoch: u64, now: u64) -> u64 {
         let since = now.saturating_sub(epoch);
-        epoch + (since / self.interval).min(LAST_INDEX) * self.interval
+        // At most `LAST_START`: only an epoch of `u64::MAX` (with `now`
+        // before it) would start a window later.
+        (epoch + (since / self.interval) * self.interval).min(LAST_START)
     }
 
     /// Where the window containing `now` starts if one is opened at `now`.
@@ -135,11 +134,8 @@ impl Window {
     }
 
     fn advance_moving(&self, state: &mut WindowState, now: u64) -> Roll {
-        // Windows from the first event take `u64::MAX` for `LAST_START`.
-        let now = match self.anchor {
-            Anchor::FirstEvent => now.min(LAST_START),
-            Anchor::Aligned { .. } => now,
-        };
+        // No window starts at `u64::MAX` (module docs).
+        let now = now.min(LAST_START);
         if !state.open {
             state.open = true;
             state.start = self.open_at(now);
@@ -283,11 +279,6 @@ impl WindowCounter {
         self.counter
     }
 
-    /// Takes back the event just counted (for limiters that count passes only).
-    pub(crate) fn unhit(&mut self) {
-        self.counter = self.counter.saturating_sub(1);
-    }
-
     /// `(counter, last_counter)` as a timer would show them at `now`, without
     /// changing anything: what listings print.
     pub fn view(&self, now: u64) -> (u32, u32) {
@@ -380,16 +371,18 @@ mod tests {
 
     #[test]
     fn extremes_do_not_overflow() {
+        // The window that would start at u64::MAX is not opened.
         let w = aligned(u64::MAX, 0);
         let mut s = WindowState::default();
         assert_eq!(w.advance(&mut s, u64::MAX - 1), Roll::Idle);
-        assert_eq!(w.advance(&mut s, u64::MAX), Roll::Next);
         assert_eq!(w.advance(&mut s, u64::MAX), Roll::Same);
+        assert_eq!(s.start(), Some(0));
 
+        // Nor by an epoch of u64::MAX: its window starts one earlier.
         let w = aligned(10, u64::MAX);
         let mut s = WindowState::default();
         assert_eq!(w.advance(&mut s, 0), Roll::Idle);
-        assert_eq!(s.start(), Some(u64::MAX));
+        assert_eq!(s.start(), Some(LAST_START));
         assert_eq!(w.advance(&mut s, u64::MAX), Roll::Same);
 
         // Last aligned window before u64::MAX: the next one would start past it.
@@ -405,17 +398,33 @@ mod tests {
     }
 
     #[test]
-    fn aligned_windows_end_at_last_index() {
+    fn no_aligned_window_starts_at_u64_max() {
         let w = aligned(1, 0);
         let mut s = WindowState::default();
         assert_eq!(w.advance(&mut s, u64::MAX), Roll::Idle);
-        assert_eq!(s.start(), Some(LAST_INDEX));
+        assert_eq!(s.start(), Some(LAST_START));
         assert_eq!(w.advance(&mut s, u64::MAX - 1), Roll::Same);
         assert_eq!(w.advance(&mut s, u64::MAX), Roll::Same);
         let mut s = WindowState::default();
         assert_eq!(w.advance(&mut s, u64::MAX - 2), Roll::Idle);
         assert_eq!(w.advance(&mut s, u64::MAX), Roll::Next);
         assert_eq!(s.start(), Some(u64::MAX - 1));
+        // 3 divides u64::MAX: the window that would start there is not
+        // opened, and the one before holds u64::MAX.
+        let w = aligned(3, 0);
+        let mut s = WindowState::default();
+        assert_eq!(w.advance(&mut s, u64::MAX - 1), Roll::Idle);
+        assert_eq!(s.start(), Some(u64::MAX - 3));
+        assert_eq!(w.advance(&mut s, u64::MAX), Roll::Same);
+        let mut c = WindowCounter::new(aligned(3, 0));
+        assert_eq!(c.hit(u64::MAX), 1);
+        assert_eq!(c.state().start(), Some(u64::MAX - 3));
+        assert_eq!(c.hit(u64::MAX), 2);
+        // An epoch that puts a start at u64::MAX for another interval.
+        let w = aligned(4, 3);
+        let mut s = WindowState::default();
+        assert_eq!(w.advance(&mut s, u64::MAX), Roll::Idle);
+        assert_eq!(s.start(), Some(u64::MAX - 4));
     }
 
     #[test]

@@ -251,12 +251,11 @@ impl RefWindows {
     /// Where a window opened by an event at `t` starts.
     fn start_for(&self, t: u64) -> u64 {
         match self.anchor {
-            // Before the epoch: the epoch's window.
-            Anchor::Aligned { epoch } if t < epoch => epoch,
+            // Before the epoch: the epoch's window (at `u64::MAX - 1` at
+            // the latest).
+            Anchor::Aligned { epoch } if t < epoch => epoch.min(u64::MAX - 1),
             Anchor::Aligned { epoch } => {
-                // At most u64::MAX - 1 (`floodgate::window::LAST_INDEX`).
-                let k = ((u128::from(t) - u128::from(epoch)) / u128::from(self.interval))
-                    .min(u128::from(u64::MAX - 1));
+                let k = (u128::from(t) - u128::from(epoch)) / u128::from(self.interval);
                 (u128::from(epoch) + k * u128::from(self.interval)) as u64
             }
             Anchor::FirstEvent => t,
@@ -268,19 +267,12 @@ impl RefWindows {
     /// reaching past `u64::MAX` holds every later time). Earlier times stay in
     /// the current window. True if a window was opened.
     fn enter(&mut self, t: u64) -> bool {
-        // Windows from the first event take `u64::MAX` for `u64::MAX - 1`
-        // (`floodgate::window::LAST_START`).
-        let t = match self.anchor {
-            Anchor::FirstEvent => t.min(u64::MAX - 1),
-            Anchor::Aligned { .. } => t,
-        };
+        // Windows take `u64::MAX` for `u64::MAX - 1`
+        // (`floodgate::window::LAST_START`): none starts at `u64::MAX`.
+        let t = t.min(u64::MAX - 1);
         let open = match self.windows.last() {
             None => true,
-            // (The last aligned window holds u64::MAX: its own start.)
-            Some(&(start, _)) => {
-                u128::from(t) >= u128::from(start) + u128::from(self.interval)
-                    && self.start_for(t) != start
-            }
+            Some(&(start, _)) => u128::from(t) >= u128::from(start) + u128::from(self.interval),
         };
         if open {
             let start = self.start_for(t);
@@ -498,9 +490,8 @@ struct RefSliding {
 
 impl RefSliding {
     fn check(&mut self, t: u64) -> Verdict {
-        // A drop before any window opened leaves none open.
-        let fresh = self.w.windows.is_empty();
-        self.w.enter(t);
+        // A drop changes nothing: it opens no window.
+        let opened = self.w.enter(t);
         let iv = u128::from(self.w.interval);
         let e = self.w.elapsed(t);
         let estimate =
@@ -508,8 +499,8 @@ impl RefSliding {
         let ok = estimate <= u128::from(self.limit) * iv;
         if ok {
             self.w.add();
-        } else if fresh {
-            self.w.windows.clear();
+        } else if opened {
+            self.w.windows.pop();
         }
         pass(ok)
     }
