@@ -1,7 +1,7 @@
 //! Loom models of the table's concurrency protocol (lock words, insert lock,
 //! placement by tags, eviction, handles, first windows claimed and opened
-//! without the lock, window rollover (aligned, and the claimed rolls of
-//! windows from the first call), hot slots and their
+//! without the lock, window rollover (claimed, marked and finished by
+//! anyone, aligned or from the first call), hot slots and their
 //! conversion to locked entries, lease reclaim, balancing).
 //!
 //! Only compiled with `--cfg loom`:
@@ -340,7 +340,8 @@ fn eviction_racing_check_capacity_1() {
     // the key, six state words and the generation again without a lock,
     // and its roll writes a record), 2 preemptions took about 11 minutes
     // (2,372,120 interleavings); since the first window opens without the
-    // lock (layout 6), 5 minutes (1,349,259); 3 did not finish in 15.
+    // lock (layout 6), 5 minutes (1,349,259); since aligned rolls mark and
+    // finish (layout 7), 215 s (1,184,336); 3 did not finish in 15.
     eviction_racing_check("eviction_racing_check(1)", 1, 2);
 }
 
@@ -507,17 +508,19 @@ fn balance_racing_balance() {
 /// the algorithms whose rollover carries state into the new window (TAILDROP
 /// keeps the last count, RED derives its load from it, SLIDING weighs it).
 /// Each concurrent run must equal one of the two serial orders, run on
-/// fresh tables: same verdicts, same stats after.
+/// fresh tables: same verdicts, same stats after. A roll (claim, mark,
+/// finish) is explored up to [`ROLL_BOUND`] preemptions.
 fn rollover_racing_check(name: &str, algorithm: Algorithm) {
     // `late` checks at the end of window 0, `next` at the start of window 1.
-    two_checks_race(name, algorithm, INTERVAL - 1, INTERVAL);
+    two_checks_race(name, Some(ROLL_BOUND), algorithm, INTERVAL - 1, INTERVAL);
 }
 
 /// Two checks at `a` and `b` racing on one pipe of limit 3 on which two
-/// checks at 0 left one event of window 0 (see [`rollover_racing_check`]).
-fn two_checks_race(name: &str, algorithm: Algorithm, a: u64, b: u64) {
+/// checks at 0 left one event of window 0 (see [`rollover_racing_check`]),
+/// explored up to `bound` preemptions.
+fn two_checks_race(name: &str, bound: Option<usize>, algorithm: Algorithm, a: u64, b: u64) {
     let create = move |t: &Table<'_>, now| t.check_or_create(b"k", algorithm, 3, now);
-    checks_race(name, None, create, |t, now| t.check(b"k", now), a, b, 0);
+    checks_race(name, bound, create, |t, now| t.check(b"k", now), a, b, 0);
 }
 
 /// [`two_checks_race`] with the pipe made by two calls of `create` at 0 and
@@ -585,26 +588,44 @@ where
     assert_eq!(seen, set(&["as if a first", "as if b first"]));
 }
 
-/// A roll 2^16 + 1 windows on (too far for the lock-free path: it freezes
-/// the entry under its lock; raised without, `S_X` would make readers of
-/// window 0 read window 2^16) racing a check in the old window.
+/// A roll 2^16 + 1 windows on (which layout 6 made under the entry lock)
+/// racing a check in the old window: no different from a roll to the next
+/// window but for the last count it carries (none).
 #[test]
 fn far_rollover_racing_check() {
     two_checks_race(
         "far_rollover_racing_check",
+        Some(ROLL_BOUND),
         Algorithm::Sliding,
         INTERVAL - 1,
         ((1 << 16) + 1) * INTERVAL,
     );
 }
 
-/// Two lock-free rolls from window 0: to the next window (which records
-/// window 0's count) and two windows on (which leaves an idle record for
-/// window 1 in the word window 0's readers use).
+/// Two rolls of 2^31 windows or more (aligned: each hops first, then
+/// rolls to its own window, `table/hot/roll.rs`) racing: either may make
+/// the hop, and the other rolls on from its window (a hop's empty window
+/// shows only to a call whose time lies before it).
+#[test]
+fn hop_racing_hop() {
+    const FAR: u64 = (1 << 31) + 5;
+    two_checks_race(
+        "hop_racing_hop",
+        Some(ROLL_BOUND),
+        Algorithm::Sliding,
+        FAR * INTERVAL,
+        (FAR + 1) * INTERVAL,
+    );
+}
+
+/// Two lock-free rolls from window 0: to the next window (whose last count
+/// is window 0's) and two windows on (an idle window between): one claims
+/// the start, the other adopts it and checks again in the new window.
 #[test]
 fn rollover_racing_idle_rollover() {
     two_checks_race(
         "rollover_racing_idle_rollover",
+        Some(ROLL_BOUND),
         Algorithm::Sliding,
         INTERVAL,
         2 * INTERVAL,
@@ -617,6 +638,7 @@ fn rollover_racing_idle_rollover() {
 fn same_window_checks_race_taildrop() {
     two_checks_race(
         "same_window_checks_race_taildrop",
+        None,
         Algorithm::Taildrop,
         1,
         2,
@@ -627,11 +649,11 @@ fn same_window_checks_race_taildrop() {
 /// a check in the old window racing one that rolls it (claim, mark,
 /// finish, without the lock); and two checks in the window, lock-free.
 /// A roll takes a dozen atomic steps, which unbounded exploration does not
-/// finish in 12 minutes: explored up to [`FIRST_EVENT_BOUND`] preemptions.
+/// finish in 12 minutes: explored up to [`ROLL_BOUND`] preemptions.
 #[test]
 fn first_event_rollover_racing_check() {
     let rate = |t: &Table<'_>, now| t.rate_check(b"k", 3, INTERVAL, true, MaxZero::RefuseAll, now);
-    let bound = Some(FIRST_EVENT_BOUND);
+    let bound = Some(ROLL_BOUND);
     checks_race(
         "first_event_rollover_racing_check",
         bound,
@@ -644,10 +666,11 @@ fn first_event_rollover_racing_check() {
     checks_race("first_event_checks_race", bound, rate, rate, 1, 2, 0);
 }
 
-/// Preemptions explored by the models of first-call windows: 3 takes 19 s
-/// here for the four (4: 22 s for the three roll models alone, 30 s for
-/// the open's; both outcomes reached at either).
-const FIRST_EVENT_BOUND: usize = 3;
+/// Preemptions explored by the models of rolls (of either anchor) and of
+/// first-call windows' opens: with 3, the four first-call models took 19 s
+/// here (4: 22 s for the three roll models alone, 30 s for the open's;
+/// both outcomes reached at either).
+const ROLL_BOUND: usize = 3;
 
 /// Two checks that both roll a mod_hash limit of `max == 0` (the first
 /// call of each window passes): one claims the new window's start, the
@@ -661,7 +684,7 @@ fn first_event_rollover_racing_rollover() {
     let rate = |t: &Table<'_>, now| t.rate_check(b"k", 0, INTERVAL, true, MaxZero::ModHash, now);
     checks_race(
         "first_event_rollover_racing_rollover",
-        Some(FIRST_EVENT_BOUND),
+        Some(ROLL_BOUND),
         create,
         rate,
         INTERVAL,
@@ -707,7 +730,7 @@ fn first_event_open_racing_open() {
     let rate = |t: &Table<'_>, now| t.rate_check(b"k", 0, INTERVAL, true, MaxZero::ModHash, now);
     race_on(
         "first_event_open_racing_open",
-        Some(FIRST_EVENT_BOUND),
+        Some(ROLL_BOUND),
         || table(1, 1),
         rate,
         1,

@@ -3,11 +3,11 @@
 //! limits), on interval limits whose windows start at the first call
 //! (FreeSWITCH mod_hash) and on GCRA, and slot acquires, releases and usage
 //! of SLOTS entries without leases, take no lock; one compare-and-swap of
-//! one 64-bit word commits one. Only a roll of 2^15 windows or more of an
-//! aligned pipe takes the entry lock (a pipe's first window takes a claim
-//! and a swap, a roll of a first-call interval limit three swaps, once per
-//! interval, each of which any caller can make); a SLOTS entry's first
-//! lease or hub balance makes it a locked entry (`hot/convert.rs`).
+//! one 64-bit word commits one. A roll to a later window (of any pipe, once
+//! per window) takes a claim and three swaps, and a pipe's first window a
+//! claim and a swap, each of which any caller can make (`hot/roll.rs`); a
+//! SLOTS entry's first lease or hub balance makes it a locked entry
+//! (`hot/convert.rs`).
 //!
 //! # The words
 //! A hot entry keeps its state in 64-bit words of its state area (it has
@@ -17,38 +17,37 @@
 //! | --- | --- | --- |
 //! | `S_CFG` | codec word 0 (algorithm, flags) and the limit | insert; a new limit (a plain store) |
 //! | `S_IV` | the window interval / GCRA period | insert |
-//! | `S_H` | the **hot word**: everything a check changes | compare-and-swap; a frozen roll |
-//! | `S_X` | window pipes: the highest window index a roll wrote (`UNCLAIMED` (`u64::MAX`) until the first window is claimed); first-call windows: (rolls, low 16 bits; the last window's count); GCRA: codec word 8 (burst) | a claim or a roll, before its swap; insert; a new limit |
-//! | `S_P0`, `S_P1` | records (window index, low 32 bits; count) of even and odd windows; first-call windows: the starts of windows of even and odd roll counts (`S_P0`: `UNCLAIMED` (`u64::MAX`) until the first window is claimed) | a claim or a roll, before its swap, only while `H` still holds what it read; a frozen roll |
-//! | `S_UNDO` (3) | a frozen roll's undo record | a frozen roll, before it freezes |
+//! | `S_H` | the **hot word**: everything a check changes | compare-and-swap |
+//! | `S_X` | window pipes: (rolls, low 16 bits; the last window's count); GCRA: codec word 8 (burst) | a roll's finish; insert; a new limit (GCRA) |
+//! | `S_P0`, `S_P1` | window pipes: the starts of windows of even and odd roll counts (`S_P0`: `UNCLAIMED` (`u64::MAX`) until the first window is claimed) | a claim, only while `H` still holds what the claimant read |
 //!
-//! Window pipes: `H` = 15 bits of the entry's generation (bits 49-63) |
-//! frozen bit 48 | the low 16 bits of the window index, counted from the
-//! table's epoch (bits 32-47) | open bit 31 | count (31 bits, saturating).
-//! The rest of the window index comes from `S_X`: the index is the
-//! highest one not above `S_X` with those 16 low bits. An `H` that is not
-//! open holds no state: bit 0 set marks the entry **dead** (being removed,
-//! evicted or replaced: a caller that sees it takes the locked path, which
-//! waits for the remover or finishes its work). Interval limits whose
-//! windows start at the first call: the same `H`, but its 16 index bits
-//! count the window's rolls, and bit 48 marks a roll under way (not a
-//! frozen one): the window's start (any time, not a multiple of the
-//! interval) is claimed in the start word of the new window's parity,
-//! then `H` is marked and finished by anyone (`hot/roll.rs`); checks
-//! within the window are one swap. GCRA: `H` = the TAT, which
-//! stops at `u64::MAX - 1`; `u64::MAX` is dead. SLOTS: `H` = 15 bits of
-//! the generation | frozen bit 48 (a conversion under way) | unmatched
-//! releases (bits 32-47) | open bit 31, always set while hot | usage (31
-//! bits); `S_CFG` holds the max, `S_IV` the codec's "no lease expiry".
-//! Counts that would not fit make the entry a locked one instead of
-//! saturating (`hot/convert.rs`).
+//! Window pipes, aligned or with windows from the first call (FreeSWITCH
+//! mod_hash): `H` = 15 bits of the entry's generation (bits 49-63) |
+//! rolling bit 48 | the window's roll count, low 16 bits (bits 32-47) |
+//! open bit 31 | count (31 bits, saturating). The window's start is in
+//! the start word of its roll count's parity; the last window's count in
+//! `S_X`, tagged with the roll count. An `H` that is neither open nor
+//! rolling holds no state: bit 0 set marks the entry **dead** (being
+//! removed, evicted or replaced: a caller that sees it takes the locked
+//! path, which waits for the remover or finishes its work). The rolling
+//! bit marks a roll under way, which anyone finishes: an aligned roll's
+//! mark says where the new window lies (its open bit and the old count if
+//! it is the next window, else the distance), a first-call limit's comes
+//! after the new start was claimed in the start word of the new roll
+//! count's parity (`hot/roll.rs`); checks within a window are one swap. GCRA: `H` = the
+//! TAT, which stops at `u64::MAX - 1`; `u64::MAX` is dead. SLOTS: `H` =
+//! 15 bits of the generation | frozen bit 48 (a conversion under way) |
+//! unmatched releases (bits 32-47) | open bit 31, always set while hot |
+//! usage (31 bits); `S_CFG` holds the max, `S_IV` the codec's "no lease
+//! expiry". Counts that would not fit make the entry a locked one instead
+//! of saturating (`hot/convert.rs`).
 //!
 //! # A check
 //! Read the generation (even), compare the key, load `H` (acquire) and
 //! the other words, fence, read the generation again (changed: the slot
 //! was reused, look again; see `word::gen_begin` for the writer's side;
-//! `H` frozen or dead: take the locked path), decode the limiter from the
-//! words, run it, encode `H'`; if nothing changed (a read, a drop that
+//! `H` rolling: finish the roll; dead: take the locked path), decode the
+//! limiter from the words, run it, encode `H'`; if nothing changed (a read, a drop that
 //! counts nothing), load `H` again to make sure the words belonged
 //! together (changed: retry), done; else compare-and-swap `H -> H'`. A
 //! failed swap means another caller committed first: decode again and
@@ -61,7 +60,7 @@
 //! snapshot).
 //!
 //! # Rollover
-//! Finished by anyone, without the lock, or frozen under it: see
+//! Claimed by one caller, finished by anyone, without the lock: see
 //! `table/hot/roll.rs`, whose docs say how.
 //!
 //! # Removal and reuse
@@ -87,17 +86,13 @@
 //!
 //! # Limits of the packing
 //! * A window's count saturates at 2^31 - 1 (a bare limiter's at 2^32 - 1).
-//! * A check stalled between reading `H` and its swap while the pipe moves
+//! * A check stalled between reading `H` and its swap while the pipe rolls
 //!   on by a multiple of 2^16 windows and back to the same count (so `H`
-//!   has the same bits): a roll catches it at its raise of `S_X` (above);
-//!   a check that stays in its window commits what the serial order would
-//!   (its count lands in the new window), but decided with the last
-//!   window's count it read before, which only SLIDING, RED and REDP use.
-//!   A first-call interval limit's check in that case also commits what
-//!   the serial order would: its time lay before the new window's start
-//!   (which came at least an interval after the old one's), so the serial
-//!   order counts it in the new window too, and an interval limit decides
-//!   by the count alone.
+//!   has the same bits) commits what the serial order would: its time lay
+//!   before the new window's start (which came at least an interval after
+//!   the old one's), so the serial order counts it in the new window too
+//!   (time going backwards); but decided with the last window's count it
+//!   read before, which only SLIDING, RED and REDP use.
 //! * A GCRA's TAT stops at `u64::MAX - 1` (so does a bare [`Gcra`](crate::Gcra)'s).
 //! * Where the target has no 64-bit atomics (thumbv7em) nothing is hot:
 //!   every operation takes the entry's lock, as all did before layout 3.
@@ -105,6 +100,9 @@
 mod convert;
 mod fast;
 mod roll;
+
+#[cfg(test)]
+pub(crate) use roll::FAR;
 
 use super::codec::{decode_as, encode, Cell, BUF_WORDS};
 use super::layout::*;
@@ -119,37 +117,32 @@ pub(crate) const S_CFG: usize = 0;
 pub(crate) const S_IV: usize = 1;
 /// The hot word.
 pub(crate) const S_H: usize = 2;
-/// Records of past windows (index, count): an even window's in `S_P0`,
-/// an odd one's in `S_P1`.
+/// Window starts: of an even roll count in `S_P0`, of an odd one in `S_P1`.
 pub(crate) const S_P0: usize = 3;
-/// Window pipes: the highest index a roll wrote; GCRA: codec word 8 (burst).
+/// Window pipes: (rolls; the last window's count); GCRA: codec word 8 (burst).
 pub(crate) const S_X: usize = 4;
 /// See [`S_P0`] (buffer 1's first word: a hot entry has one buffer).
 pub(crate) const S_P1: usize = 5;
-/// A frozen roll's undo record: `S_X`, `S_P0` and `S_P1` as they were.
-const S_UNDO: [usize; 3] = [6, 7, 8];
 
 const OPEN: u64 = 1 << 31;
 const COUNT: u64 = OPEN - 1;
 /// A SLOTS `H`'s unmatched releases (bits 32-47), at most this many.
 const UNMATCHED: u64 = 0xffff;
-/// A window pipe's `H`: the low 16 bits of its window index (bits 32-47).
+/// A window pipe's `H`: the low 16 bits of its window's roll count (bits
+/// 32-47); a SLOTS `H`: unmatched releases.
 const IDX_SHIFT: u32 = 32;
 const IDX_MASK: u64 = 0xffff;
-/// A window pipe's `H`: a roll under way under the entry lock (bit 48).
+/// A window pipe's `H`: a roll under way (bit 48); a SLOTS `H`: a
+/// conversion to a locked entry under way.
 const FROZEN: u64 = 1 << 48;
 /// A window pipe's `H`: 15 bits of its entry's generation (bits 49-63).
 const GEN_SHIFT: u32 = 49;
 const GEN_BITS: u64 = 0x7fff << GEN_SHIFT;
-/// How far (in windows) a roll without the lock may move, and how far
-/// above `H`'s window `S_X` may stand for `H` to be read without it.
-const NEAR: u64 = 1 << 15;
 /// A GCRA's dead `H`; a live TAT stops one below it.
 const GCRA_DEAD: u64 = u64::MAX;
 const DEAD: u64 = 1;
-/// What a fresh window pipe's `S_X` (aligned windows) or `S_P0` (windows
-/// from the first call) holds until a caller claims its first window
-/// (`hot/roll.rs`, "The first window").
+/// What a fresh window pipe's `S_P0` holds until a caller claims its first
+/// window (`hot/roll.rs`, "The first window").
 pub(crate) const UNCLAIMED: u64 = u64::MAX;
 /// Retries of a failed swap before [`Error::Busy`].
 const RETRIES: u32 = 1 << 16;
@@ -229,7 +222,9 @@ pub(crate) fn is_dead(cfg: u64, h: u64) -> bool {
     if is_gcra(cfg) {
         h == GCRA_DEAD
     } else {
-        h & OPEN == 0 && h & DEAD != 0
+        // (A rolling `H` is never dead: an aligned idle roll's mark has
+        // the open bit clear, see `hot/roll.rs`.)
+        h & (FROZEN | OPEN | DEAD) == DEAD
     }
 }
 
@@ -249,15 +244,6 @@ fn join(lo: u32, hi: u32) -> u64 {
     u64::from(lo) | (u64::from(hi) << 32)
 }
 
-/// The full window index whose low 16 bits are `low`: the highest one not
-/// above `x`, the highest index any roll of the entry wrote (every roll
-/// raises `x` before its swap, so the window `H` holds is never above it).
-/// Below 0 only in a corrupt entry, read as `low` itself.
-fn full_index(low: u16, x: u64) -> u64 {
-    let back = u64::from((x as u16).wrapping_sub(low));
-    x.checked_sub(back).unwrap_or(u64::from(low))
-}
-
 /// One read of a hot entry's words.
 #[derive(Clone, Copy)]
 pub(crate) struct Snap {
@@ -268,10 +254,10 @@ pub(crate) struct Snap {
     p: [u64; 2],
 }
 
-/// What [`Snap::words`] knew of the window: its full index, for packing.
+/// What [`Snap::words`] knew of the window: its roll count, for packing.
 #[derive(Clone, Copy)]
 struct Old {
-    idx: Option<u64>,
+    rolls: Option<u64>,
 }
 
 impl Snap {
@@ -304,11 +290,9 @@ impl Snap {
     }
 
     /// Whether the words [`Snap::read`] read belong together: after an
-    /// acquire fence, `H` still holds what was read and no roll is frozen.
-    /// (A frozen roll stores `S_X` and the records with release ordering
-    /// after freezing `H`, so reading one of them shows `H` changed here;
-    /// a lock-free roll raises `S_X` by less than 2^15 before its swap,
-    /// which leaves `H`'s window read right.)
+    /// acquire fence, `H` still holds what was read and marks no roll (a
+    /// roll writes the words its new window reads before it swaps `H` to
+    /// it, and claims a start word of the other parity only).
     #[inline(always)]
     fn stable(&self, e: &Entry) -> bool {
         fence_acquire();
@@ -316,9 +300,9 @@ impl Snap {
         h == self.h && (is_gcra(self.cfg) || h & FROZEN == 0)
     }
 
-    /// [`Snap::read`] until the words belong together; `None` while a roll
-    /// is frozen (its holder has the entry lock) or after [`RETRIES`]. A
-    /// first-call interval limit's marked roll is finished here.
+    /// [`Snap::read`] until the words belong together; `None` while a
+    /// SLOTS entry is frozen (its holder has the entry lock) or after
+    /// [`RETRIES`]. A window pipe's marked roll is finished here.
     pub(crate) fn read_stable(e: &Entry) -> Option<Snap> {
         for _ in 0..RETRIES {
             let snap = Snap::read(e);
@@ -326,10 +310,10 @@ impl Snap {
                 return Some(snap);
             }
             if !is_gcra(snap.cfg) && snap.h & FROZEN != 0 {
-                if !is_first(snap.cfg) || snap.h & OPEN == 0 {
+                if is_slots(snap.cfg) {
                     return None;
                 }
-                roll::finish_first(e, snap.h);
+                roll::finish(e, snap.h);
             }
         }
         None
@@ -347,7 +331,7 @@ impl Snap {
     /// `first_call`, whether its windows start at the first call, as its
     /// `S_CFG` says; constants on the hot path).
     #[inline(always)]
-    fn words(&self, alg: Algorithm, first_call: bool, epoch: u64) -> ([u32; BUF_WORDS], Old) {
+    fn words(&self, alg: Algorithm, first_call: bool) -> ([u32; BUF_WORDS], Old) {
         let gcra = alg == Algorithm::Gcra;
         let mut w = [0u32; BUF_WORDS];
         (w[0], w[1]) = split(self.cfg);
@@ -366,77 +350,52 @@ impl Snap {
                 w[6] = (self.h & COUNT) as u32;
                 w[7] = ((self.h >> IDX_SHIFT) & UNMATCHED) as u32;
             }
-            return (w, Old { idx: None });
+            return (w, Old { rolls: None });
         }
         if !has_state(gcra, self.h) {
-            return (w, Old { idx: None });
+            return (w, Old { rolls: None });
         }
         if gcra {
             (w[4], w[5]) = split(self.h);
-            return (w, Old { idx: None });
+            return (w, Old { rolls: None });
         }
-        let low = ((self.h >> IDX_SHIFT) & IDX_MASK) as u16;
-        let count = (self.h & COUNT) as u32;
-        if first_call {
-            // Windows from the first call: `H`'s 16 bits count rolls, the
-            // start word of their parity holds the window's start and
-            // `S_X` the last count, tagged with the rolls (`hot/roll.rs`).
-            w[0] |= OPEN_BIT;
-            (w[4], w[5]) = split(self.p[usize::from(low & 1)]);
-            w[6] = count;
-            // Tagged with `low` whenever `H` shows the window unmarked: a
-            // roll stores it before it leaves the mark (and only then).
-            w[7] = self.x as u32;
-            return (
-                w,
-                Old {
-                    idx: Some(u64::from(low)),
-                },
-            );
-        }
-        let idx = full_index(low, self.x);
-        // Saturating: only a corrupt index can get there (a window starts
-        // at or before the time that opened it); an interval of 0 is
-        // Corrupt when decoded.
-        let start = idx.saturating_mul(self.iv).saturating_add(epoch);
+        // Either anchor: `H`'s 16 bits count rolls, the start word of their
+        // parity holds the window's start and `S_X` the last count, tagged
+        // with the rolls (`hot/roll.rs`).
+        let rolls = (self.h >> IDX_SHIFT) & IDX_MASK;
         w[0] |= OPEN_BIT;
-        (w[4], w[5]) = split(start);
-        w[6] = count;
-        // A record names its window by the low 32 bits of its index.
-        w[7] = match idx.checked_sub(1) {
-            Some(last) => {
-                let p = self.p[(last & 1) as usize];
-                if (p >> 32) as u32 == last as u32 {
-                    p as u32
-                } else {
-                    0
-                }
-            }
-            None => 0,
+        (w[4], w[5]) = split(self.p[(rolls & 1) as usize]);
+        w[6] = (self.h & COUNT) as u32;
+        // Tagged with `rolls` whenever `H` shows the window unmarked: a
+        // roll stores it before it leaves the mark (and only then). Read
+        // only so tagged: a roll's finish stalled across a delete and an
+        // insert may store its own in the slot's next life (`hot/roll.rs`),
+        // whose first window has none.
+        w[7] = if (self.x >> 32) & IDX_MASK == rolls {
+            self.x as u32
+        } else {
+            0
         };
-        (w, Old { idx: Some(idx) })
+        (w, Old { rolls: Some(rolls) })
     }
 
     /// The limiter, changing nothing (listings, idleness).
     pub(crate) fn cell(&self, epoch: u64) -> Result<Cell, Error> {
         let alg = Algorithm::from_u8((self.cfg & 0xf) as u8).ok_or(Error::Corrupt)?;
-        let (w, _) = self.words(alg, is_first(self.cfg), epoch);
+        let (w, _) = self.words(alg, is_first(self.cfg));
         super::codec::decode(&w, epoch)
     }
 }
 
 /// `H` for the codec words `w` a check left, given what it read, and the
-/// full index of its window if the window moved (or opened); `first_call`:
-/// windows start at the first call, and the index counts rolls.
+/// start of its window if the window moved (or opened).
 #[inline(always)]
 fn pack(
     gcra: bool,
-    first_call: bool,
     w: &[u32; BUF_WORDS],
     before: &[u32; BUF_WORDS],
     snap: &Snap,
     old: Old,
-    epoch: u64,
 ) -> (u64, Option<u64>) {
     if gcra {
         let tat = join(w[4], w[5]);
@@ -449,30 +408,24 @@ fn pack(
         return (snap.h, None);
     }
     let start = join(w[4], w[5]);
-    let old_start = join(before[4], before[5]);
-    let (idx, moved) = match old.idx {
-        Some(i) if start == old_start => (i, false),
-        // Windows from the first event: the index counts rolls, one each.
-        Some(i) if first_call => (i.wrapping_add(1) & IDX_MASK, true),
-        None if first_call => (0, true),
-        Some(i) if start > old_start && snap.iv != 0 => {
-            (i.saturating_add((start - old_start) / snap.iv), true)
-        }
-        _ => (start.saturating_sub(epoch) / snap.iv.max(1), true),
+    // A window only moves forward, one roll at a time.
+    let (rolls, moved) = match old.rolls {
+        Some(r) if start == join(before[4], before[5]) => (r, false),
+        Some(r) => ((r + 1) & IDX_MASK, true),
+        None => (0, true),
     };
-    let h =
-        (snap.h & GEN_BITS) | ((idx & IDX_MASK) << IDX_SHIFT) | OPEN | u64::from(w[6]).min(COUNT);
-    (h, moved.then_some(idx))
+    let h = (snap.h & GEN_BITS) | (rolls << IDX_SHIFT) | OPEN | u64::from(w[6]).min(COUNT);
+    (h, moved.then_some(start))
 }
 
 impl<'a> Table<'a> {
     /// Runs `f` on hot entry `e` (of generation `gen`) as of `now`,
     /// lock-free, and commits what it changed; with `touch`, records `now`
     /// as the entry's last use (every operation but a read does).
-    /// `Ok(None)`: the entry is dead or no longer of generation `gen`, a
-    /// roll of it is frozen, or this one must be (a window `NEAR` or more
-    /// past the last): take the locked path, which looks again. `LOCKED`:
-    /// the caller holds the entry lock, and freezes such rolls itself.
+    /// `Ok(None)`: the entry is dead or no longer of generation `gen`, or a
+    /// SLOTS entry must become a locked one or is becoming one: take the
+    /// locked path, which looks again. `LOCKED`: the caller holds the
+    /// entry lock (and undoes a conversion a killed holder left frozen).
     /// `f` may run more than once (after a failed swap): it must change
     /// nothing but the cell.
     #[inline(always)]
@@ -586,23 +539,27 @@ impl<'a> Table<'a> {
                 // it a locked entry, whose buffer 0 holds 0 here).
                 (snap.h & OPEN == 0, snap.h & FROZEN != 0)
             } else {
-                (snap.h & (OPEN | DEAD) == DEAD, snap.h & FROZEN != 0)
+                (
+                    snap.h & (FROZEN | OPEN | DEAD) == DEAD,
+                    snap.h & FROZEN != 0,
+                )
             };
             if !same_gen || dead || frozen {
-                if first_call && frozen && same_gen && !dead {
+                if alg != Algorithm::Slots && frozen && same_gen && !dead {
                     // A marked roll: anyone finishes it (`hot/roll.rs`).
-                    roll::finish_first(e, snap.h);
+                    roll::finish(e, snap.h);
                     continue;
                 }
                 if LOCKED && frozen {
-                    // Frozen under our lock: left by a killed holder that
-                    // recovery did not see (a corrupt region); undo it.
+                    // A conversion frozen under our lock: left by a killed
+                    // holder that recovery did not see (a corrupt region);
+                    // undo it.
                     self.hot_recover(e);
                     continue;
                 }
                 return Ok(None);
             }
-            let (before, old) = snap.words(alg, first_call, self.epoch);
+            let (before, old) = snap.words(alg, first_call);
             let mut cell = decode_as(alg, &before, self.epoch)?;
             let out = f(&mut cell)?;
             let after = encode(&cell);
@@ -617,60 +574,42 @@ impl<'a> Table<'a> {
                     None => return Ok(None),
                 }
             } else {
-                pack(gcra, first_call, &after, &before, &snap, old, self.epoch)
+                pack(gcra, &after, &before, &snap, old)
             };
-            match (moved, old.idx) {
+            match (moved, old.rolls) {
                 // The first window: claimed by one caller, opened by
                 // anyone, the claimant's call counted (`hot/roll.rs`).
-                // Only checks open a window, each counting its own call (a
-                // SLIDING drop, which counts nothing, leaves its pipe
-                // unopened: `SlidingWindow::check`).
-                (Some(to), None) => match h & COUNT {
+                // Only checks open or move a window, each counting its own
+                // call (a SLIDING drop, which counts nothing, moves
+                // nothing: `SlidingWindow::check`).
+                (Some(start), None) => match h & COUNT {
                     1 if !FIRST => {
                         return self.hot_open::<T, LOCKED>(e, gen, now, touch, alg, first_call, f);
                     }
                     1 => {
-                        let claim = if first_call {
-                            join(after[4], after[5])
-                        } else {
-                            to
-                        };
-                        if !roll::open(e, snap.h, first_call, claim) {
+                        if !roll::open(e, snap.h, start) {
                             continue;
                         }
                     }
                     _ => return Err(Error::Corrupt),
                 },
-                // Windows from the first call: claim, mark, finish.
-                (Some(_), Some(_)) if first_call => {
-                    if !roll::roll_first(e, snap, join(after[4], after[5])) {
-                        continue;
-                    }
-                }
-                // A roll commits even when `H` comes out the same (a window
-                // a multiple of 2^16 windows on, with the same count).
-                (Some(to), Some(from)) => {
-                    let count = (snap.h & COUNT) as u32;
-                    // Before the swap: whoever reads the new `H` finds the
-                    // rest of its window index in `S_X`; only ever raised
-                    // here (after the first window's claim). A snapshot
-                    // that finds it `NEAR` or more above its window is
-                    // stale (its `H` may since have come back to the same
-                    // bits), or the entry's `S_X` is off: the lock's path
-                    // stores it exactly.
-                    let near =
-                        to.wrapping_sub(from) < NEAR && e.s[S_X].max(to).wrapping_sub(from) < NEAR;
-                    if near {
-                        roll::record_roll(e, &snap, from, count, to);
-                        if e.s[S_H].cas(snap.h, h).is_err() {
+                // A roll (`hot/roll.rs`): of windows from the first call,
+                // claim, mark, finish; of aligned ones, mark and finish.
+                // Either commits even when `H` comes out the same (2^16
+                // rolls on, with the same count).
+                (Some(start), Some(_)) => match h & COUNT {
+                    1 if first_call => {
+                        if !roll::roll_first(e, snap, start) {
                             continue;
                         }
-                    } else if !LOCKED {
-                        return Ok(None);
-                    } else if !self.frozen_roll(e, &snap, from, to, h) {
-                        continue;
                     }
-                }
+                    1 => {
+                        if !roll::roll_aligned(e, snap, start) {
+                            continue;
+                        }
+                    }
+                    _ => return Err(Error::Corrupt),
+                },
                 (None, _) if h != snap.h => {
                     if e.s[S_H].cas(snap.h, h).is_err() {
                         continue;
@@ -732,12 +671,10 @@ impl<'a> Table<'a> {
             (u64::from(w[8]), 0)
         } else if is_slots(cfg) {
             (0, 0)
-        } else if is_first(cfg) {
-            // Rolls 0, last count 0; window 0's start unclaimed.
-            (0, UNCLAIMED)
         } else {
-            // The first window unclaimed (`hot/roll.rs`, "The first window").
-            (UNCLAIMED, 0)
+            // Rolls 0, last count 0; window 0's start unclaimed
+            // (`hot/roll.rs`, "The first window").
+            (0, UNCLAIMED)
         };
         e.s[S_X].swap(x);
         e.s[S_P0].swap(p0);
@@ -771,24 +708,6 @@ impl<'a> Table<'a> {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-
-    #[test]
-    fn full_index_is_the_highest_not_above_the_last_roll() {
-        assert_eq!(full_index(5, 5), 5);
-        assert_eq!(full_index(4, 5), 4);
-        // Above the last roll's index: the one 2^16 below.
-        assert_eq!(full_index(6, 1 << 20), (1 << 20) - (1 << 16) + 6);
-        // Across a wrap of the low 16 bits.
-        assert_eq!(full_index(u16::MAX, 1 << 32), (1 << 32) - 1);
-        assert_eq!(full_index(0xfff0, (1 << 32) + 5), (1 << 32) - 16);
-        assert_eq!(full_index(7, 3 << 32), (3 << 32) - (1 << 16) + 7);
-        // Up to 2^16 - 1 below, never 2^16 or more.
-        assert_eq!(full_index(1, 1 << 16), 1);
-        assert_eq!(full_index(0, (1 << 16) - 1), 0);
-        // Never below 0 (a corrupt entry: read as the low bits themselves).
-        assert_eq!(full_index(u16::MAX, 3), u64::from(u16::MAX));
-        assert_eq!(full_index(1, u64::MAX), u64::MAX - (1 << 16) + 2);
-    }
 
     #[test]
     fn fresh_and_dead_words_hold_no_state() {

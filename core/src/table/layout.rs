@@ -33,8 +33,13 @@ pub(crate) const MAGIC: u32 = u32::from_le_bytes(*b"FGT1");
 /// had today's words, but opened a window pipe's first window under the
 /// lock, and a new pipe's `S_X` (aligned windows) or `S_P0` (windows from
 /// the first call) held 0, where today it holds `UNCLAIMED` until a caller
-/// claims the first window without the lock.
-pub const LAYOUT_VERSION: u32 = 6;
+/// claims the first window without the lock; version 6 had today's words,
+/// but an aligned window pipe kept the low 16 bits of its window's index
+/// in `H`, the rest in `S_X`, and records of past windows in `S_P0` and
+/// `S_P1`, rolled under the lock when 2^15 windows or more on (today: as
+/// windows from the first call, the roll count in `H`, starts in `S_P0`
+/// and `S_P1`, the last count in `S_X`, no roll under the lock).
+pub const LAYOUT_VERSION: u32 = 7;
 
 /// Entries per bucket: a key may live in any slot of its two buckets.
 pub const BUCKET_SLOTS: usize = 32;

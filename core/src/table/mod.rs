@@ -15,14 +15,14 @@
 //!   buffer; it must be aligned to 8 bytes. A header (magic, layout version,
 //!   capacity, entry and lease sizes) lets `attach` refuse memory that holds
 //!   no table ([`Error::NotATable`]) or another layout ([`Error::LayoutMismatch`]):
-//!   files made by floodgate before layout version 6 (version 1: linear
+//!   files made by floodgate before layout version 7 (version 1: linear
 //!   probing; version 2: every operation locked; version 3: SLOTS and
 //!   first-call interval limits locked, which later versions keep hot;
 //!   version 4: first-call interval limits rolled under the lock, with
 //!   their words in other places; version 5: a pipe's first window opened
-//!   under the lock, a new pipe's words set for that) are refused; delete
-//!   them and let the
-//!   next user create a new table.
+//!   under the lock, a new pipe's words set for that; version 6: aligned
+//!   pipes kept window indices and records, and rolled far under the lock)
+//!   are refused; delete them and let the next user create a new table.
 //!
 //! # Entries
 //! Keys are byte strings of 1 to [`MAX_KEY_LEN`] (64) bytes: IPv6 address and
@@ -73,9 +73,8 @@
 //! *hot* (where the target has 64-bit atomics): a check, a slot acquire or
 //! release, a read, a new limit or a reset is one compare-and-swap of the
 //! entry's 64-bit hot word, and any caller finishes a window rollover
-//! another one started (see [`hot`]), except the rolls of interval limits
-//! whose windows start at the first call, which the entry lock serializes
-//! (at most one per interval, `hot/roll.rs` says why). A lookup finds
+//! or a first window another one started (a claim and swaps, however far
+//! the window moves: see [`hot`] and `hot/roll.rs`). A lookup finds
 //! the entry by its tag, meta word and key and validates it with the
 //! entry's generation, read before the key and again after the state, as a
 //! sequence lock's reader does (inserts and deletes make the generation odd
@@ -637,8 +636,14 @@ impl<'a> Table<'a> {
         let (idx, _) = best.ok_or(Error::Full)?;
         let g = self.lock_idx(idx)?;
         // A hot entry is killed from the very state judged idle: a check
-        // committed since makes the swap fail.
-        let snap = Snap::read(g.e);
+        // committed since makes the swap fail. (Read stable: a roll under
+        // way is finished first, so that the judge sees its window and the
+        // kill's swap fails if another roll begins.)
+        let snap = if g.hot() {
+            Snap::read_stable(g.e).ok_or(Error::Full)?
+        } else {
+            Snap::read(g.e)
+        };
         if !self.idle(&g, now) || (g.hot() && !self.hot_kill(g.e, &snap)) {
             // It was used between the two looks: give up rather than wait.
             return Err(Error::Full);
@@ -652,8 +657,12 @@ impl<'a> Table<'a> {
         if meta_state(g.e[E_META].load(Ordering::Relaxed)) != STATE_USED {
             return true;
         }
-        let Ok(cell) = self.cell(g) else {
-            return true;
+        let cell = match self.cell(g) {
+            Ok(cell) => cell,
+            // A roll that stayed under way for all of a stable read's
+            // retries: in use.
+            Err(Error::Busy) => return false,
+            Err(_) => return true,
         };
         match &cell.limiter {
             Limiter::Slots(s) => s.usage() == 0,
@@ -688,9 +697,9 @@ impl<'a> Table<'a> {
         }
         let m = g.e[E_META].load(Ordering::Relaxed);
         if meta_state(m) == STATE_USED && m & META_HOT != 0 {
-            // A hot entry's state needs no repair but a frozen roll's
-            // undo; a dead one was being removed, evicted or replaced:
-            // finish the removal.
+            // A hot entry's state needs no repair but a frozen SLOTS
+            // conversion's undo (a marked roll is finished); a dead one
+            // was being removed, evicted or replaced: finish the removal.
             self.hot_recover(g.e);
             let snap = Snap::read(g.e);
             if hot::is_dead(snap.cfg(), snap.h()) {
@@ -720,7 +729,9 @@ impl<'a> Table<'a> {
     /// The locked entry's cell (hot or not).
     fn cell(&self, g: &Guard<'_>) -> Result<Cell, Error> {
         if g.hot() {
-            return Snap::read(g.e).cell(self.epoch);
+            // A roll under way is finished first (its words are not
+            // all written).
+            return Snap::read_stable(g.e).ok_or(Error::Busy)?.cell(self.epoch);
         }
         decode(&g.read(), self.epoch)
     }
@@ -1253,9 +1264,15 @@ impl<'a> Table<'a> {
             if meta_state(g.e[E_META].load(Ordering::Relaxed)) != STATE_USED {
                 continue;
             }
-            // A hot entry is judged and killed from one read of its words:
-            // an operation committed since makes the kill's swap fail.
-            let snap = Snap::read(g.e);
+            // A hot entry is judged and killed from one read of its words
+            // (stable: a roll under way finished first): an operation
+            // committed since makes the kill's swap fail.
+            let snap = if g.hot() {
+                Snap::read_stable(g.e)
+            } else {
+                Some(Snap::read(g.e))
+            };
+            let Some(snap) = snap else { continue };
             let cell = if g.hot() {
                 snap.cell(self.epoch)
             } else {
@@ -1302,9 +1319,9 @@ impl<'a> Table<'a> {
             }
             key
         };
-        // Hot: read without the lock (a first-call limit's marked roll is
-        // finished on the way), unless an aligned roll is frozen (under
-        // way under the lock, or left by a killed holder: the lock's path
+        // Hot: read without the lock (a marked roll is finished on the
+        // way), unless a SLOTS entry's conversion is frozen (under way
+        // under the lock, or left by a killed holder: the lock's path
         // waits for it, or undoes it).
         let hot = (m & META_HOT != 0 && gen & 1 == 0)
             .then(|| Snap::read_stable(e))

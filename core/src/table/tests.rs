@@ -91,8 +91,9 @@ fn attach_sees_the_same_table_and_refuses_other_layouts() {
     // before buckets and tags, 2, 160-byte entries all locked, 3, whose
     // SLOTS and first-call interval limits were never hot, 4, whose
     // first-call limits rolled under the lock, 5, whose pipes opened their
-    // first window under the lock, and 7.
-    for v in [1, 2, 3, 4, 5, 7] {
+    // first window under the lock, 6, whose aligned pipes rolled 2^15
+    // windows or more under the lock (and kept window indices), and 8.
+    for v in [1, 2, 3, 4, 5, 6, 8] {
         as_bytes(&mut mem)[4] = v;
         assert_eq!(
             Table::attach(as_bytes(&mut mem), Owner::SINGLE_PROCESS).unwrap_err(),

@@ -326,29 +326,29 @@ fn a_mod_hash_limit_checks_and_rolls_while_its_lock_is_held() {
 
 /// A pipe made by `set` and never checked (its `H` fresh): its first
 /// window opens without the lock, whether the first check claims it or a
-/// killed caller's claim is found (aligned windows: `S_X`; windows from the
-/// first call: `S_P0`).
+/// killed caller's claim is found (the claimed window's start, in `S_P0`).
 #[test]
 fn a_first_window_opens_while_the_lock_is_held() {
-    use super::hot::{fresh, S_CFG, S_H, S_P0, S_X, UNCLAIMED};
+    use super::hot::{fresh, S_CFG, S_H, S_P0, S_P1, S_X, UNCLAIMED};
     with_table(4, |t| {
         let counts = |k: &[u8], now| t.get(k, now).map(|s| (s.counter, s.last_counter));
         // A new pipe whose lock a live holder keeps, its first window
-        // claimed by a killed caller for window `claim` (or unclaimed);
-        // gives the entry and its lock word as it was.
+        // claimed by a killed caller for the window starting at `claim`
+        // (or unclaimed); gives the entry and its lock word as it was.
         let stuck = |key: &[u8], claim: Option<u64>| {
             assert_eq!(t.set(key, Algorithm::Taildrop, 2, 0), Ok(()));
             let e = &t.entries[idx_of(&t, key)];
-            assert_eq!(e.s[S_X].load(Ordering::Relaxed), UNCLAIMED);
-            if let Some(j) = claim {
-                e.s[S_X].store(j, Ordering::Relaxed);
+            assert_eq!(e.s[S_P0].load(Ordering::Relaxed), UNCLAIMED);
+            assert_eq!(e.s[S_X].load(Ordering::Relaxed), 0);
+            if let Some(start) = claim {
+                e.s[S_P0].store(start, Ordering::Relaxed);
             }
             (e, forge(&e[E_LOCK]))
         };
         // Claimed by the first check, in window 2 ([20 s, 30 s)).
         let (a, was) = stuck(b"a", None);
         assert_eq!(t.check(b"a", 25 * S), Ok(Verdict::Pass));
-        assert_eq!(a.s[S_X].load(Ordering::Relaxed), 2);
+        assert_eq!(a.s[S_P0].load(Ordering::Relaxed), 20 * S);
         assert_eq!(t.check(b"a", 21 * S), Ok(Verdict::Pass));
         assert_eq!(t.check(b"a", 29 * S), Ok(Verdict::Drop));
         assert_eq!(counts(b"a", 29 * S), Ok((3, 0)));
@@ -360,7 +360,7 @@ fn a_first_window_opens_while_the_lock_is_held() {
         // window 4 opens with the claimant's call counted (a call whose
         // reply was lost); a check in window 2 (before it: time going
         // backwards) counts in it after that call, one in window 5 rolls.
-        let (b, was) = stuck(b"b", Some(4));
+        let (b, was) = stuck(b"b", Some(40 * S));
         assert_eq!(t.check(b"b", 25 * S), Ok(Verdict::Pass));
         assert_eq!(counts(b"b", 45 * S), Ok((2, 0)));
         assert_eq!(t.check(b"b", 49 * S), Ok(Verdict::Drop));
@@ -370,10 +370,13 @@ fn a_first_window_opens_while_the_lock_is_held() {
         // Claimed for window 1, found by a check in window 3: window 1
         // opens with the claimant's call, the check rolls on (an idle
         // window between).
-        let (c, was) = stuck(b"c", Some(1));
+        let (c, was) = stuck(b"c", Some(10 * S));
         assert_eq!(t.check(b"c", 35 * S), Ok(Verdict::Pass));
         assert_eq!(counts(b"c", 35 * S), Ok((1, 0)));
-        assert_eq!(c.s[S_X].load(Ordering::Relaxed), 3);
+        // Rolled once: window 3's start in `S_P1`, window 1's count last
+        // but an idle window between.
+        assert_eq!(c.s[S_P1].load(Ordering::Relaxed), 30 * S);
+        assert_eq!(c.s[S_X].load(Ordering::Relaxed), 1 << 32);
         c[E_LOCK].store(was, Ordering::Release);
 
         // A mod_hash limit (max 0: the first call of a window passes)

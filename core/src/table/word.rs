@@ -63,21 +63,6 @@ impl W64 {
         }
     }
 
-    /// Raises the word to `v` if it is lower and returns what it held (a
-    /// plain load and store where there are no 64-bit atomics: only the
-    /// locked path runs there).
-    #[inline(always)]
-    pub(crate) fn max(&self, v: u64) -> u64 {
-        #[cfg(any(target_has_atomic = "64", loom))]
-        return self.0.fetch_max(v, Ordering::Relaxed);
-        #[cfg(not(any(target_has_atomic = "64", loom)))]
-        {
-            let old = self.load(Ordering::Relaxed);
-            self.store(old.max(v), Ordering::Relaxed);
-            old
-        }
-    }
-
     /// Stores `v` by an atomic swap (a plain store where there are no
     /// 64-bit atomics: only the locked path runs there). See
     /// `Table::hot_write` for why a swap.

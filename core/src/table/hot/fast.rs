@@ -17,7 +17,7 @@
 use super::super::codec::Cell;
 use super::super::word::Entry;
 use super::super::Table;
-use super::{full_index, Snap, COUNT, FROZEN, IDX_MASK, IDX_SHIFT, OPEN};
+use super::{Snap, COUNT, FROZEN, IDX_SHIFT, OPEN};
 use crate::window::same_window;
 use crate::{Error, Taildrop, Verdict};
 
@@ -61,9 +61,9 @@ impl Table<'_> {
         if (limit > 0 && limit != i64::from(stored)) || h & (OPEN | FROZEN) != OPEN || iv == 0 {
             return None;
         }
-        // The window `H` holds, as Snap::words finds its start.
-        let idx = full_index(((h >> IDX_SHIFT) & IDX_MASK) as u16, snap.x);
-        let start = idx.saturating_mul(iv).saturating_add(self.epoch);
+        // The window `H` holds, as Snap::words finds its start: in the
+        // start word of its roll count's parity.
+        let start = snap.p[((h >> IDX_SHIFT) & 1) as usize];
         if !same_window(start, iv, now) {
             return None;
         }

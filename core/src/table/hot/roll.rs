@@ -1,74 +1,54 @@
-//! Rolls of a hot window pipe to a later window (see [`hot`](super)).
+//! Rolls of a hot window pipe to a later window, and its first window
+//! (see [`hot`](super)). Nothing here takes the entry lock.
 //!
-//! # Rollover, finished by anyone
-//! A check that moves `H` from window `i` (count `c`) to window `j`,
-//! `j - i < 2^15`, first raises `S_X` to `j` (an index `H` does not hold
-//! yet, which readers of `i` still read right: `i` is the highest index not
-//! above `j` with its 16 bits), then writes its records, each a
-//! compare-and-swap made only while `H` still holds what the check read:
-//! `(i, c)` in `i`'s word, unless it holds `i` with a count as high; and
-//! if `j - i` is even, an idle record `(j - 1, 0)` in the other word,
-//! unless that holds `i - 1` (readers of `i` still need it). Then it swaps
-//! `H`. If the swap fails, `H` changed and the check retries, recording
-//! the newer count; if it succeeds, window `i`'s record holds its final
-//! count, since counts of a window only grow and its `H` is gone. A
-//! process killed before the swap leaves a record not above the final
-//! count (any later roller records the final one over it) and `S_X` at
-//! most `j`. A reader of window `j` takes the last window's count from
-//! `j - 1`'s word if that names `j - 1` by its 32 bits, else 0 (an idle
-//! window between). Every roll rewrites both words or leaves in one a
-//! record of a window less than 2^15 back, so no record lives 2^32
-//! windows to pass for another. So no roll needs a lock, and none is ever
-//! half done in a way another caller cannot finish.
+//! A window pipe counts its rolls in `H`'s 16 index bits `r` and keeps the
+//! start of window `r` in the start word of `r`'s parity (`S_P0` even,
+//! `S_P1` odd) and `(r, last window's count)` in `S_X`. Two words cannot
+//! be swapped together, so a roll from window `r` (count `c`, start `s`)
+//! to `r + 1` first **marks** `H` (window `r + 1` with the rolling bit,
+//! bit 48), which stops every other change of `H`, and is then
+//! **finished** by anyone: the words window `r + 1` reads are stored, then
+//! `H` is swapped to window `r + 1` with its first call counted. Only
+//! checks move a window, each counting its own call (a SLIDING drop, which
+//! counts nothing, moves nothing, see [`SlidingWindow`]), so a finished
+//! roll's count is 1 (but a hop's, below). Checks of window `r` that come
+//! after the mark see the bit and finish the roll instead of counting,
+//! then check again (in window `r + 1`, as time going backwards does if
+//! their time lies before its start). A caller stopped or killed after
+//! any step leaves a state the next caller of the pipe finishes without a
+//! lock; nothing waits for anybody.
 //!
-//! A check whose raise of `S_X` finds it 2^15 or more above its `i` read a
-//! stale `H` (one that came back to the same bits 2^16 windows later: the
-//! index is there to catch that) or an `S_X` that is off: it takes the
-//! locked path, as do rolls of 2^15 windows or more (a raise that far
-//! would make readers of `i` read another window).
+//! # Aligned windows: the mark says it all
+//! The check that rolls decides on exactly what it read: it swaps `H`
+//! from the very word it read (window `r`, count `c`) to a mark that lets
+//! anyone finish the roll: the new window lies `d` windows on, so starts
+//! at `s + d * interval`, and its last count is `c` if `d == 1`, else 0
+//! (idle windows between). The mark holds `c` with the open bit if
+//! `d == 1`, else `d` without it (an idle mark, so the open bit alone
+//! does not tell a rolling `H` from a dead one). A check that counted in
+//! window `r` meanwhile made the swap fail: the roller decides again on
+//! the new count. So the roll is one swap, the serial order is the order
+//! of the swaps, and the roller's verdict (which RED, REDP and SLIDING
+//! take from `c`) is exact. **Finish**: store the new start in the start
+//! word of `r + 1`'s parity (it held `r - 1`'s start, which no reader of
+//! `r` needs), then `(r + 1, last count)` in `S_X`, each by swaps made only
+//! while `H` still holds the mark, then swap `H` to window `r + 1` with a
+//! count of 1: the roller's call. A roll of [`FAR`] (2^30) windows or
+//! more (1 ms windows idle for 12 days, 1 s windows for 34 years; 10 s
+//! windows never get there in a `u64` of nanoseconds) first **hops**: a
+//! mark with bit 30 set moves the pipe short of the target by a distance
+//! of 24 significant bits (`mantissa << exponent`), with no call counted,
+//! and the roller checks again from there; at most two hops get within
+//! [`FAR`] of any window. A call whose time lies before the hop's window
+//! and that races the roll counts there (as time going backwards does)
+//! instead of in window `r`: the only way an empty window can show.
 //!
-//! # Frozen rolls, under the entry lock
-//! The holder writes the undo record (`S_X`, `S_P0`, `S_P1` as read),
-//! swaps `H` to itself with the frozen bit (a failed swap: look again),
-//! stores `j - 1`'s record (the count of `i` if `j = i + 1`, else 0) and
-//! an idle record of `j - 2` in the other word, `S_X = j`, and `H'`.
-//! Callers without the lock that see the frozen bit take the locked path
-//! and wait for the holder. A holder killed while `H` is frozen leaves
-//! its lock to the next locker, which puts the undo record back and clears
-//! the bit (`Table::hot_recover`): the roll did not happen. Listings read
-//! a frozen entry under its lock.
-//!
-//! # The first window, claimed by one caller, opened by anyone
-//! A new pipe's `H` is fresh (no window open) and its `S_X` holds
-//! [`UNCLAIMED`]; no reader of a fresh `H` reads another word. A check in
-//! window `j` **claims** the first window by swapping `S_X` from
-//! `UNCLAIMED` to `j`, only while `H` is still the fresh one it read:
-//! exactly one claim wins, and `S_X` then changes no more until `H` opens.
-//! Whoever finds `S_X` claimed **opens** `H` by one swap from fresh to the
-//! claimed window with one call counted: the claimant's (only a check
-//! opens a window, and it counts itself: a SLIDING drop, which counts
-//! nothing, leaves its pipe unopened, see [`SlidingWindow`]). The claimant's
-//! verdict stands, whoever made the swap; every other caller checks again
-//! in the open window (its own later window is then an ordinary roll, an
-//! earlier one time going backwards). That is the serial order "the
-//! claimant first", whichever window each caller is in: had another
-//! caller counted itself first in the claimed window, no serial order
-//! would give its verdict (the loom model `first_window_open_racing_open`
-//! fails so). Readers of the open `H` find its index in `S_X` exactly.
-//! A caller stopped or killed after its claim leaves a claimed `S_X` and
-//! a fresh `H`: the next check opens it, counting the claimant's call (a
-//! call whose reply was lost). [`Window`](crate::window) numbers no
-//! aligned window `u64::MAX` (`LAST_INDEX`), so no window is claimed as
-//! `UNCLAIMED`.
-
-//! # Windows from the first call, finished by anyone
+//! # Windows from the first call: claim, mark, finish
 //! An interval limit whose windows start at the first call after the last
-//! one ended (FreeSWITCH mod_hash) counts its rolls in `H`'s 16 index bits
-//! `r` and keeps the start of window `r` in the start word of `r`'s parity
-//! (`S_P0` even, `S_P1` odd) and `(r, last window's count)` in `S_X`. A new
-//! start is the time of whichever call rolls first, and two words cannot
-//! be swapped together, so a roll from window `r` (count `c`, start `s`) to
-//! `r + 1` takes three steps, each of which any caller can make:
+//! one ended (FreeSWITCH mod_hash) starts a new window at the time of
+//! whichever call rolls first, which no mark has room for, so a roll from
+//! window `r` (count `c`, start `s`) to `r + 1` takes three steps, each of
+//! which any caller can make:
 //!
 //! 1. **Claim** the start: swap the start word of `r + 1`'s parity from
 //!    what it holds to the caller's time `t`, only while it holds less
@@ -78,50 +58,63 @@
 //!    other roller finds the word at `s + interval` or above and adopts
 //!    the winner's start.
 //! 2. **Mark** the roll: swap `H` from window `r` (whatever its count
-//!    then, `c'`) to window `r + 1` with the rolling bit (bit 48) and the
-//!    count `c'`, the last window's final count (checks of window `r`
-//!    that come later see the bit and help instead of counting).
+//!    then, `c'`) to window `r + 1` with the rolling bit and the open bit,
+//!    and the count `c'`, the last window's final count.
 //! 3. **Finish**: store `(r + 1, c')` in `S_X` (0 for `c'` when the start
 //!    lies an interval or more past `r`'s end: an idle window between,
 //!    as [`Window`](crate::Window) decides), by a swap made only while `H`
-//!    still holds the rolling word, then swap `H` to window `r + 1`
-//!    with a count of 1: the winner's call, the first of its window.
+//!    still holds the rolling word, then swap `H` to window `r + 1` with a
+//!    count of 1: the winner's call, the first of its window.
 //!
 //! The winner returns the verdict of the first call of the new window
-//! (in the serial order its call is the roll); every other caller that
-//! saw the claim runs its check again on the new window (a time before
-//! the winner's start keeps it, as time going backwards does). A caller
-//! stopped or killed after any step leaves a state the next caller of the
-//! limit finishes without a lock: a claim with `H` unmarked is adopted
+//! (in the serial order its call is the roll: an interval limit decides
+//! by the count alone, which the checks of window `r` between the claim
+//! and the mark do not change); every other caller that saw the claim
+//! checks again in the new window. A claim with `H` unmarked is adopted
 //! by the next roller (a killed winner's call is then counted: a call
-//! whose reply was lost), a marked `H` is finished by whoever reads it
-//! (checks, listings, the locked path). Nothing waits for anybody.
+//! whose reply was lost).
 //!
-//! The first window is claimed and opened as an aligned pipe's, but the
-//! claim is window 0's start, in `S_P0`, which a new limit's insert sets
-//! to [`UNCLAIMED`] (and `S_X` to rolls 0, last count 0).
-//! [`Window`](crate::window) starts no window at `u64::MAX`
-//! (`LAST_START`), so no start is taken for `UNCLAIMED`. Nothing of these
-//! limits takes the entry lock.
+//! # The first window, claimed by one caller, opened by anyone
+//! A new pipe's `H` is fresh (no window open) and its `S_P0` holds
+//! [`UNCLAIMED`] (`S_X`: rolls 0, last count 0); no reader of a fresh `H`
+//! reads another word. A check whose window starts at `s` **claims** the
+//! first window by swapping `S_P0` from `UNCLAIMED` to `s`, only while
+//! `H` is still the fresh one it read: exactly one claim wins, and `S_P0`
+//! then changes no more until `H` opens. Whoever finds `S_P0` claimed
+//! **opens** `H` by one swap from fresh to window 0 with one call
+//! counted: the claimant's. The claimant's verdict stands, whoever made
+//! the swap; every other caller checks again in the open window (its own
+//! later window is then an ordinary roll, an earlier one time going
+//! backwards). That is the serial order "the claimant first", whichever
+//! window each caller is in: had another caller counted itself first in
+//! the claimed window, no serial order would give its verdict (the loom
+//! model `first_window_open_racing_open` fails so). A caller stopped or
+//! killed after its claim leaves a claimed `S_P0` and a fresh `H`: the
+//! next check opens it, counting the claimant's call (a call whose reply
+//! was lost). [`Window`](crate::window) starts no window at `u64::MAX`
+//! (`LAST_START`), so no start is taken for `UNCLAIMED`.
 //!
-//! What the checks of `H` cannot close: a claimant stalled between its
-//! last load of `H` and its swap of the start word, while the entry is
-//! deleted and its slot reused by another first-call limit still in its
-//! first window, can land its time in the new entry's start word (only
-//! while that word still holds the 0 an insert writes). If that time lies
-//! an interval or more past the new window's start, the new entry's next
-//! roll adopts it as its start: that window's bounds shift, no count is
-//! lost or doubled. The aligned rolls' raise of `S_X` shares this window
-//! of a few instructions (`hot.rs`, "Removal and reuse"), and so do the
-//! first windows' claims: a claim that lands in the next life of the slot
-//! opens its first window at the stalled caller's window or start, with
-//! that call of the old life counted in the new one (an aligned pipe's
-//! next check then rolls on from there, under the lock if that lies 2^15
-//! windows or more back).
+//! What the checks of `H` cannot close: a caller stalled between its last
+//! load of `H` and a swap of another word, while the entry is deleted and
+//! its slot reused by another window pipe still in its first window, can
+//! land that swap in the new entry (only while the word still holds what
+//! the insert wrote: 0, or `UNCLAIMED` in `S_P0`).
+//! * A first-call roll's claim in `S_P1`: if its start lies an interval or
+//!   more past the new window's start, the new entry's next roll adopts it:
+//!   that window's bounds shift, no count is lost or doubled.
+//! * An aligned roll's finish storing its start in `S_P1`: the new entry's
+//!   first roll overwrites it before any reader needs it.
+//! * A roll's finish storing its last count in `S_X`: tagged with the old
+//!   life's roll count, which readers of the new entry's first window
+//!   (roll 0) do not take (but for a multiple of 2^16 rolls); its first
+//!   roll overwrites it.
+//! * A first window's claim in `S_P0`: it opens the new entry's first
+//!   window at the stalled caller's start, with that call of the old life
+//!   counted in the new one.
 
 use super::{
-    is_first, is_gcra, is_slots, join, Snap, COUNT, FROZEN, GEN_BITS, IDX_MASK, IDX_SHIFT, OPEN,
-    RETRIES, S_CFG, S_H, S_IV, S_P0, S_P1, S_UNDO, S_X, UNCLAIMED,
+    is_first, is_gcra, is_slots, Snap, COUNT, FROZEN, GEN_BITS, IDX_MASK, IDX_SHIFT, OPEN, RETRIES,
+    S_CFG, S_H, S_IV, S_P0, S_P1, S_X, UNCLAIMED,
 };
 use crate::table::lock::{fence_acquire, Ordering};
 use crate::table::word::{Entry, W64};
@@ -130,53 +123,9 @@ use crate::window::first_event_next;
 #[cfg(doc)]
 use crate::SlidingWindow;
 
-/// The word of window `idx`'s parity: its record (aligned windows) or its
-/// start (windows from the first call, `idx` counting rolls).
-fn slot(e: &Entry, idx: u64) -> &W64 {
-    &e.s[if idx & 1 == 0 { S_P0 } else { S_P1 }]
-}
-
-/// Writes record `(idx, count)` in the record word of `idx`'s parity,
-/// unless that word holds window `idx` already with a count as high (with
-/// `raise`) or with this count (without), or holds window `keep`. Only
-/// while `H` still holds `snap.h`: a check that read `H` long ago and finds
-/// it moved on leaves the word alone (its swap of `H` fails anyway).
-fn record(e: &Entry, snap: &Snap, idx: u64, count: u32, raise: bool, keep: Option<u64>) {
-    let (low, word) = (idx as u32, slot(e, idx));
-    let want = join(count, low);
-    let mut p = word.load(Ordering::Acquire);
-    for _ in 0..RETRIES {
-        let (held, c) = ((p >> 32) as u32, p as u32);
-        if (held == low && (c == count || (raise && c > count)))
-            || keep.is_some_and(|k| held == k as u32)
-        {
-            return;
-        }
-        if e.s[S_H].load(Ordering::Acquire) != snap.h {
-            return;
-        }
-        match word.cas(p, want) {
-            Ok(_) => return,
-            Err(now) => p = now,
-        }
-    }
-}
-
-/// The records a roll from window `from` (count `count`) to window `to`,
-/// `to - from < NEAR`, leaves without the lock: `from`'s count in `from`'s
-/// word (the last window's count if `to` is next; else a record `to`'s
-/// readers never take); and if `to - 1` has the parity of `from`'s last
-/// window, an idle record of `to - 1` in that word, unless the word holds
-/// `from - 1`, which readers of `from` still need (and which lies less
-/// than `NEAR` from `to - 1`, so cannot pass for it). So each roll writes
-/// both words or leaves in one a record less than `NEAR` windows old: no
-/// record can be 2^32 windows old and pass for a window by its 32 bits.
-pub(super) fn record_roll(e: &Entry, snap: &Snap, from: u64, count: u32, to: u64) {
-    record(e, snap, from, count, true, None);
-    let d = to - from;
-    if d >= 2 && d & 1 == 0 {
-        record(e, snap, to - 1, 0, false, from.checked_sub(1));
-    }
+/// The start word of roll count `r`'s parity.
+fn slot(e: &Entry, r: u64) -> &W64 {
+    &e.s[if r & 1 == 0 { S_P0 } else { S_P1 }]
 }
 
 /// Whether `h` (a live, unfrozen `H` of the snapshot's generation) still
@@ -251,13 +200,25 @@ pub(super) fn roll_first(e: &Entry, snap: Snap, start: u64) -> bool {
     mine
 }
 
-/// Finishes the roll that `h`, a first-call interval limit's `H` with the
-/// rolling bit, marks (step 3 of the module docs): the last count in
-/// `S_X`, then `H` to the new window with one call counted. Any caller may;
-/// several may at once (they store the same record; one swap of `H` wins).
+/// Finishes the roll that `h`, a window pipe's `H` with the rolling bit,
+/// marks, whichever its anchor (read from `S_CFG`, the entry's for as long
+/// as its generation, which `h` carries, holds).
 #[cold]
 #[inline(never)]
-pub(super) fn finish_first(e: &Entry, h: u64) {
+pub(super) fn finish(e: &Entry, h: u64) {
+    if is_first(e.s[S_CFG].load(Ordering::Relaxed)) {
+        finish_first(e, h);
+    } else {
+        finish_aligned(e, h);
+    }
+}
+
+/// Finishes the roll that `h`, a first-call interval limit's `H` with the
+/// rolling bit, marks (step 3 of the module docs, "Windows from the first
+/// call"): the last count in `S_X`, then `H` to the new window with one
+/// call counted. Any caller may; several may at once (they store the same
+/// record; one swap of `H` wins).
+fn finish_first(e: &Entry, h: u64) {
     let to = (h >> IDX_SHIFT) & IDX_MASK;
     let start = slot(e, to).load(Ordering::Acquire);
     let prev = slot(e, to.wrapping_sub(1)).load(Ordering::Acquire);
@@ -268,7 +229,13 @@ pub(super) fn finish_first(e: &Entry, h: u64) {
     } else {
         0
     };
-    let want = (to << 32) | last;
+    store_last(e, h, (to << 32) | last);
+    let _ = e.s[S_H].cas(h, (h & !(FROZEN | COUNT)) | 1);
+}
+
+/// Stores `want`, a roll's (roll count; last window's count), in `S_X`,
+/// by swaps made only while `H` still holds the roll's mark `h`.
+fn store_last(e: &Entry, h: u64, want: u64) {
     let mut l = e.s[S_X].load(Ordering::Acquire);
     for _ in 0..RETRIES {
         if l == want {
@@ -282,98 +249,143 @@ pub(super) fn finish_first(e: &Entry, h: u64) {
             Err(now) => l = now,
         }
     }
-    let _ = e.s[S_H].cas(h, (h & !(FROZEN | COUNT)) | 1);
 }
 
-/// The start of a frozen roll: writes the undo record (`S_X`, `S_P0`,
-/// `S_P1` as `snap` read them) and swaps `H` to itself with the frozen
-/// bit; false if `H` changed since `snap`.
-fn freeze(e: &Entry, snap: &Snap) -> bool {
-    for (i, v) in S_UNDO.into_iter().zip([snap.x, snap.p[0], snap.p[1]]) {
-        e.s[i].store(v, Ordering::Relaxed);
+/// An aligned roll's idle mark: `d`, less than this, windows on; or, with
+/// this bit, a hop (module docs).
+pub(crate) const FAR: u64 = 1 << 30;
+/// A hop's significant bits (its mark: `FAR | exponent << 24 | mantissa`).
+const HOP_BITS: u32 = 24;
+
+/// The mark of an aligned roll from the window `snap` read (roll count
+/// `r`, count `c`, start `s`) to the one that starts at `start`, `d`
+/// windows on: `r + 1` with the rolling bit, and with the open bit and
+/// `c` if `d == 1`, else `d` if less than [`FAR`], else a hop (see
+/// [`hop`]). The bool: a hop.
+fn aligned_mark(snap: &Snap, start: u64) -> (u64, bool) {
+    let r = (snap.h >> IDX_SHIFT) & IDX_MASK;
+    let rolling = (snap.h & GEN_BITS) | FROZEN | (((r + 1) & IDX_MASK) << IDX_SHIFT);
+    let s = snap.p[(r & 1) as usize];
+    let d = start.saturating_sub(s) / snap.iv.max(1);
+    match d {
+        0 | 1 => (rolling | OPEN | (snap.h & COUNT), false),
+        d if d < FAR => (rolling | d, false),
+        d => {
+            // Short of the target, in 24 significant bits.
+            let short = d - 1;
+            let exp = u64::from(64 - short.leading_zeros() - HOP_BITS);
+            (rolling | FAR | (exp << HOP_BITS) | (short >> exp), true)
+        }
     }
-    // Release (in the swap): the undo record is in place before `H` is
-    // frozen.
-    e.s[S_H].cas(snap.h, snap.h | FROZEN).is_ok()
+}
+
+/// The distance (windows) of a hop, from its mark's low bits.
+fn hop(bits: u64) -> u64 {
+    let exp = (bits >> HOP_BITS) & 0x3f;
+    (bits & ((1 << HOP_BITS) - 1))
+        .checked_shl(exp as u32)
+        .unwrap_or(u64::MAX)
+}
+
+/// An aligned roll from the window `snap` read to the one that starts at
+/// `start`, for a check that counts itself in it: one swap of `H` from
+/// what `snap` read to the roll's mark, then its finish (by this caller
+/// or any other). True if the check's call is committed as the new
+/// window's first; false if `H` changed since `snap`, or the roll was a
+/// hop (a window short of its own, with no call counted): check again.
+#[cold]
+#[inline(never)]
+pub(super) fn roll_aligned(e: &Entry, snap: Snap, start: u64) -> bool {
+    let (mark, hop) = aligned_mark(&snap, start);
+    if e.s[S_H].cas(snap.h, mark).is_err() {
+        return false;
+    }
+    finish_aligned(e, mark);
+    !hop
+}
+
+/// Finishes the aligned roll that `h` marks (see the module docs,
+/// "Aligned windows"): the new window's start in the start word of its
+/// roll count's parity, its last count in `S_X`, then `H` to the new
+/// window with the roller's call counted (none for a hop). Any caller
+/// may; several may at once (they store the same words; one swap of `H`
+/// wins).
+fn finish_aligned(e: &Entry, h: u64) {
+    let to = (h >> IDX_SHIFT) & IDX_MASK;
+    let (word, from) = (slot(e, to), slot(e, to.wrapping_sub(1)));
+    let iv = e.s[S_IV].load(Ordering::Relaxed);
+    // The start word of the new window's parity, then the old window's
+    // start, both read while `H` holds the mark: the old one changes only
+    // after `H` leaves window `to`, the new one only here (a value read
+    // before the mark was made fails the swap below).
+    let mut v = word.load(Ordering::Acquire);
+    let s = from.load(Ordering::Acquire);
+    fence_acquire();
+    if e.s[S_H].load(Ordering::Acquire) != h {
+        return;
+    }
+    let (d, last, n) = if h & OPEN != 0 {
+        (1, h & COUNT, 1)
+    } else if h & FAR != 0 {
+        (hop(h & (FAR - 1)), 0, 0)
+    } else {
+        // At least 2 (less only in a corrupt entry).
+        (h & COUNT, 0, 1)
+    };
+    let start = s.saturating_add(d.saturating_mul(iv)).min(UNCLAIMED - 1);
+    for _ in 0..RETRIES {
+        if v == start {
+            break;
+        }
+        match word.cas(v, start) {
+            Ok(_) => break,
+            Err(now) => v = now,
+        }
+        if e.s[S_H].load(Ordering::Acquire) != h {
+            return;
+        }
+    }
+    store_last(e, h, (to << 32) | last);
+    let _ = e.s[S_H].cas(h, (h & (GEN_BITS | (IDX_MASK << IDX_SHIFT))) | OPEN | n);
 }
 
 /// Opens the first window of a fresh window pipe (whose fresh `H` the
-/// caller read: `fresh`) for a check whose window is `claim`: its index
-/// (aligned windows, claimed in `S_X`) or its start (`first_call`: windows
-/// from the first call, claimed in `S_P0`, as window 0). Claims it unless
-/// another caller claimed first, then swaps `H` from fresh to the claimed
-/// window with the claimant's call counted. True if the caller's claim
-/// won: its call is the first of the pipe, counted (by whoever opened
-/// `H`), and its verdict stands; false if `H` changed before a claim or
-/// another caller's claim was found: check again. See the module docs,
-/// "The first window".
+/// caller read: `fresh`) for a check whose window starts at `start`:
+/// claims it in `S_P0` unless another caller claimed first, then swaps `H`
+/// from fresh to window 0 with the claimant's call counted. True if the
+/// caller's claim won: its call is the first of the pipe, counted (by
+/// whoever opened `H`), and its verdict stands; false if `H` changed
+/// before a claim or another caller's claim was found: check again. See
+/// the module docs, "The first window".
 #[cold]
 #[inline(never)]
-pub(super) fn open(e: &Entry, fresh: u64, first_call: bool, claim: u64) -> bool {
-    let word = &e.s[if first_call { S_P0 } else { S_X }];
-    let mut held = word.load(Ordering::Acquire);
+pub(super) fn open(e: &Entry, fresh: u64, start: u64) -> bool {
+    let word = &e.s[S_P0];
     let mut mine = false;
-    if held == UNCLAIMED {
+    if word.load(Ordering::Acquire) == UNCLAIMED {
         // A snapshot of an earlier life of the slot must not claim a
         // later life's word (`H` carries the generation).
         fence_acquire();
         if e.s[S_H].load(Ordering::Acquire) != fresh {
             return false;
         }
-        // `Window` gives no window index or start of `UNCLAIMED`
-        // (`LAST_INDEX`, `LAST_START`): kept here against a corrupt state.
-        let claim = claim.min(UNCLAIMED - 1);
-        match word.cas(UNCLAIMED, claim) {
-            Ok(_) => (held, mine) = (claim, true),
-            Err(now) => held = now,
-        }
+        // `Window` starts no window at `UNCLAIMED` (`LAST_START`): kept
+        // here against a corrupt state.
+        mine = word.cas(UNCLAIMED, start.min(UNCLAIMED - 1)).is_ok();
     }
-    // Aligned: the claimed window's index (`S_X` now names it exactly);
-    // from the first call: window 0 (`S_X`: rolls 0, last count 0, as the
-    // insert wrote). One call counted: the claimant's, as a roll counts
-    // its winner's (the caller claims only for a check that counts
-    // itself).
-    let idx = if first_call { 0 } else { held & IDX_MASK };
-    let opened = (fresh & GEN_BITS) | (idx << IDX_SHIFT) | OPEN | 1;
-    let _ = e.s[S_H].cas(fresh, opened);
+    // Window 0 (`S_X`: rolls 0, last count 0, as the insert wrote), one
+    // call counted: the claimant's, as a roll counts its winner's (the
+    // caller claims only for a check that counts itself).
+    let _ = e.s[S_H].cas(fresh, (fresh & GEN_BITS) | OPEN | 1);
     mine
 }
 
 impl Table<'_> {
-    /// A roll to window `to` from window `from` that the lock-free one
-    /// cannot make, under the entry lock: freeze `H` (every caller without
-    /// the lock then takes the locked path and waits), store the records
-    /// `to` reads and `S_X` exactly, then `H`. False if `H` changed since
-    /// `snap`: look again. A holder killed while `H` is frozen leaves the
-    /// undo record, which [`Table::hot_recover`] puts back: the roll did
-    /// not happen.
-    #[cold]
-    #[inline(never)]
-    pub(super) fn frozen_roll(&self, e: &Entry, snap: &Snap, from: u64, to: u64, h: u64) -> bool {
-        if !freeze(e, snap) {
-            return false;
-        }
-        // Window `to - 1`'s record, and in the other word one that no
-        // window near `to` takes (whatever the words held could be 2^32
-        // windows old).
-        let last = to.wrapping_sub(1);
-        let count = if from.checked_add(1) == Some(to) {
-            (snap.h & COUNT) as u32
-        } else {
-            0
-        };
-        slot(e, last).store(join(count, last as u32), Ordering::Release);
-        let before = to.wrapping_sub(2);
-        slot(e, before).store(join(0, before as u32), Ordering::Release);
-        e.s[S_X].store(to, Ordering::Release);
-        e.s[S_H].store(h, Ordering::Release);
-        true
-    }
-
-    /// Puts back what a holder killed inside [`Table::frozen_roll`] found
-    /// (called under the entry lock it left); of a SLOTS entry frozen by a
-    /// holder killed inside `Table::hot_to_locked`, clears the bit: the
-    /// entry stays hot, its state in `H` (see `hot/convert.rs`).
+    /// Finishes what a holder killed inside `Table::hot_to_locked` or a
+    /// roll left (called under the entry lock it left): of a SLOTS entry
+    /// frozen for a conversion, clears the bit (the entry stays hot, its
+    /// state in `H`, see `hot/convert.rs`); a window pipe's marked roll is
+    /// finished.
     pub(crate) fn hot_recover(&self, e: &Entry) {
         let h = e.s[S_H].load(Ordering::Acquire);
         let cfg = e.s[S_CFG].load(Ordering::Relaxed);
@@ -384,14 +396,6 @@ impl Table<'_> {
             e.s[S_H].store(h & !FROZEN, Ordering::Release);
             return;
         }
-        if is_first(cfg) {
-            // A roll of a first-call limit is finished, not undone.
-            finish_first(e, h);
-            return;
-        }
-        for (i, to) in S_UNDO.into_iter().zip([S_X, S_P0, S_P1]) {
-            e.s[to].store(e.s[i].load(Ordering::Relaxed), Ordering::Release);
-        }
-        e.s[S_H].store(h & !FROZEN, Ordering::Release);
+        finish(e, h);
     }
 }
