@@ -18,7 +18,7 @@
 //! | `S_CFG` | codec word 0 (algorithm, flags) and the limit | insert; a new limit (a plain store) |
 //! | `S_IV` | the window interval / GCRA period | insert |
 //! | `S_H` | the **hot word**: everything a check changes | compare-and-swap |
-//! | `S_X` | window pipes: (rolls, low 16 bits; the last window's count); GCRA: codec word 8 (burst) | a roll's finish; insert; a new limit (GCRA) |
+//! | `S_X` | window pipes: (generation, 15 bits; rolls, low 16 bits; the last window's count), as `H` packs them; GCRA: codec word 8 (burst) | a roll's finish; insert; a new limit (GCRA) |
 //! | `S_P0`, `S_P1` | window pipes: the starts of windows of even and odd roll counts (`S_P0`: `UNCLAIMED` (`u64::MAX`) until the first window is claimed) | a claim, only while `H` still holds what the claimant read |
 //!
 //! Window pipes, aligned or with windows from the first call (FreeSWITCH
@@ -367,15 +367,8 @@ impl Snap {
         (w[4], w[5]) = split(self.p[(rolls & 1) as usize]);
         w[6] = (self.h & COUNT) as u32;
         // Tagged with `rolls` whenever `H` shows the window unmarked: a
-        // roll stores it before it leaves the mark (and only then). Read
-        // only so tagged: a roll's finish stalled across a delete and an
-        // insert may store its own in the slot's next life (`hot/roll.rs`),
-        // whose first window has none.
-        w[7] = if (self.x >> 32) & IDX_MASK == rolls {
-            self.x as u32
-        } else {
-            0
-        };
+        // roll stores it before it leaves the mark (and only then).
+        w[7] = self.x as u32;
         (w, Old { rolls: Some(rolls) })
     }
 
@@ -672,9 +665,9 @@ impl<'a> Table<'a> {
         } else if is_slots(cfg) {
             (0, 0)
         } else {
-            // Rolls 0, last count 0; window 0's start unclaimed
-            // (`hot/roll.rs`, "The first window").
-            (0, UNCLAIMED)
+            // Rolls 0, last count 0, tagged with the generation; window
+            // 0's start unclaimed (`hot/roll.rs`, "The first window").
+            (fresh(cfg, gen) & GEN_BITS, UNCLAIMED)
         };
         e.s[S_X].swap(x);
         e.s[S_P0].swap(p0);

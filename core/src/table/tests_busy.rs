@@ -339,7 +339,7 @@ fn a_first_window_opens_while_the_lock_is_held() {
             assert_eq!(t.set(key, Algorithm::Taildrop, 2, 0), Ok(()));
             let e = &t.entries[idx_of(&t, key)];
             assert_eq!(e.s[S_P0].load(Ordering::Relaxed), UNCLAIMED);
-            assert_eq!(e.s[S_X].load(Ordering::Relaxed), 0);
+            assert_eq!(e.s[S_X].load(Ordering::Relaxed) & 0xffff_ffff_ffff, 0);
             if let Some(start) = claim {
                 e.s[S_P0].store(start, Ordering::Relaxed);
             }
@@ -376,7 +376,7 @@ fn a_first_window_opens_while_the_lock_is_held() {
         // Rolled once: window 3's start in `S_P1`, window 1's count last
         // but an idle window between.
         assert_eq!(c.s[S_P1].load(Ordering::Relaxed), 30 * S);
-        assert_eq!(c.s[S_X].load(Ordering::Relaxed), 1 << 32);
+        assert_eq!(c.s[S_X].load(Ordering::Relaxed) & 0xffff_ffff_ffff, 1 << 32);
         c[E_LOCK].store(was, Ordering::Release);
 
         // A mod_hash limit (max 0: the first call of a window passes)
@@ -389,7 +389,7 @@ fn a_first_window_opens_while_the_lock_is_held() {
         let cfg = e.s[S_CFG].load(Ordering::Relaxed);
         // As a new entry's words (`hot_write`), then the claim.
         e.s[S_H].store(fresh(cfg, gen), Ordering::Relaxed);
-        e.s[S_X].store(0, Ordering::Relaxed);
+        e.s[S_X].store(fresh(cfg, gen) & !0xffff_ffff_ffff, Ordering::Relaxed);
         e.s[S_P0].store(UNCLAIMED, Ordering::Relaxed);
         assert_eq!(counts(b"f", 6 * S), Ok((0, 0)), "no window open");
         let was = forge(&e[E_LOCK]);
@@ -401,7 +401,7 @@ fn a_first_window_opens_while_the_lock_is_held() {
         assert_eq!(counts(b"f", 8 * S), Ok((1, 2)));
         // Unclaimed: the next call claims and is the first.
         e.s[S_H].store(fresh(cfg, gen), Ordering::Relaxed);
-        e.s[S_X].store(0, Ordering::Relaxed);
+        e.s[S_X].store(fresh(cfg, gen) & !0xffff_ffff_ffff, Ordering::Relaxed);
         e.s[S_P0].store(UNCLAIMED, Ordering::Relaxed);
         assert_eq!(f(20 * S), Ok(Verdict::Pass));
         assert_eq!(f(21 * S), Ok(Verdict::Drop));

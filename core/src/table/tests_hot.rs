@@ -130,6 +130,8 @@ fn rolls_of_any_distance_take_no_lock_and_keep_the_window_exact() {
             // last count in `S_X`, tagged.
             let h = e.s[S_H].load(Ordering::Relaxed);
             r = (h >> 32) & 0xffff;
+            // `S_X` carries the generation, as `H` does.
+            assert_eq!(e.s[S_X].load(Ordering::Relaxed) >> 49, h >> 49);
             let marks = r.wrapping_sub(before) & 0xffff;
             if step < super::hot::FAR {
                 assert_eq!(marks, 1, "after {before}");
@@ -139,7 +141,7 @@ fn rolls_of_any_distance_take_no_lock_and_keep_the_window_exact() {
             let p = [S_P0, S_P1][(r & 1) as usize];
             assert_eq!(e.s[p].load(Ordering::Relaxed), now);
             assert_eq!(
-                e.s[S_X].load(Ordering::Relaxed),
+                e.s[S_X].load(Ordering::Relaxed) & 0xffff_ffff_ffff,
                 (r << 32) | u64::from(last)
             );
             assert_eq!(counters(&t, b"k", now), (2, last));
@@ -205,7 +207,10 @@ fn an_aligned_roll_left_at_any_step_by_a_killed_caller_is_finished() {
             assert_eq!((h >> 32) & 0xffff, 1, "one roll");
             assert_eq!(h & 0xffff, 1, "one call in window 21");
             assert_eq!(e.s[S_P1].load(Ordering::Relaxed), 21 * IV);
-            assert_eq!(e.s[S_X].load(Ordering::Relaxed), (1 << 32) | 2);
+            assert_eq!(
+                e.s[S_X].load(Ordering::Relaxed) & 0xffff_ffff_ffff,
+                (1 << 32) | 2
+            );
             // A caller in window `w` marked `H` (roll 2: window 21's count
             // with the open bit for the next window, else the distance),
             // then (by step) stored window `w`'s start, then its last
@@ -223,7 +228,10 @@ fn an_aligned_roll_left_at_any_step_by_a_killed_caller_is_finished() {
                 e.s[S_P0].store(w * IV, Ordering::Relaxed);
             }
             if step >= 2 {
-                e.s[S_X].store((2 << 32) | last, Ordering::Relaxed);
+                e.s[S_X].store(
+                    (h & !0xffff_ffff_ffff) | (2 << 32) | last,
+                    Ordering::Relaxed,
+                );
             }
             let at = w * IV;
             let what = format!("{step} {by} {w}");

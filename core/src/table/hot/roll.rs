@@ -104,10 +104,6 @@
 //!   that window's bounds shift, no count is lost or doubled.
 //! * An aligned roll's finish storing its start in `S_P1`: the new entry's
 //!   first roll overwrites it before any reader needs it.
-//! * A roll's finish storing its last count in `S_X`: tagged with the old
-//!   life's roll count, which readers of the new entry's first window
-//!   (roll 0) do not take (but for a multiple of 2^16 rolls); its first
-//!   roll overwrites it.
 //! * A first window's claim in `S_P0`: it opens the new entry's first
 //!   window at the stalled caller's start, with that call of the old life
 //!   counted in the new one.
@@ -229,12 +225,14 @@ fn finish_first(e: &Entry, h: u64) {
     } else {
         0
     };
-    store_last(e, h, (to << 32) | last);
+    store_last(e, h, (h & GEN_BITS) | (to << 32) | last);
     let _ = e.s[S_H].cas(h, (h & !(FROZEN | COUNT)) | 1);
 }
 
-/// Stores `want`, a roll's (roll count; last window's count), in `S_X`,
-/// by swaps made only while `H` still holds the roll's mark `h`.
+/// Stores `want`, a roll's (generation; roll count; last window's count),
+/// in `S_X`, by swaps made only while `H` still holds the roll's mark `h`.
+/// (The generation: a swap stalled across a delete and an insert cannot
+/// land in the slot's next life, whose insert tags `S_X` with its own.)
 fn store_last(e: &Entry, h: u64, want: u64) {
     let mut l = e.s[S_X].load(Ordering::Acquire);
     for _ in 0..RETRIES {
@@ -345,7 +343,7 @@ fn finish_aligned(e: &Entry, h: u64) {
             return;
         }
     }
-    store_last(e, h, (to << 32) | last);
+    store_last(e, h, (h & GEN_BITS) | (to << 32) | last);
     let _ = e.s[S_H].cas(h, (h & (GEN_BITS | (IDX_MASK << IDX_SHIFT))) | OPEN | n);
 }
 
