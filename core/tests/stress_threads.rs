@@ -13,8 +13,9 @@
 //!
 //! The tables use one window of `u64::MAX` ns, so no counter rolls over and
 //! window counters must equal the number of requests exactly; only
-//! [`first_call_windows_start_at_the_call_that_passed`] rolls, on a clock
-//! of ticks, and checks where each window starts.
+//! [`first_call_windows_start_at_the_call_that_passed`] and
+//! [`aligned_rolls_pass_once_per_window`] roll, on a clock of ticks, and
+//! check where each window starts or which windows pass.
 //!
 //! Operation counts (table calls, fixed, asserted by each test and summed by
 //! the const assertion below) are the same in debug and release builds. A
@@ -425,6 +426,86 @@ fn first_call_windows_start_at_the_call_that_passed() {
         eprintln!(
             "first-call rolls: {} windows over {calls} calls",
             passes.len()
+        );
+    });
+}
+
+/// An aligned TAILDROP pipe of limit 1 (the first call counted in each
+/// window passes) checked by every thread at once on a shared clock of
+/// ticks, in phases between which the clock jumps 2^31 windows and a half
+/// on (each jump's roll hops, `table/hot/roll.rs`). With windows longer
+/// than the calls in flight, every window that some call's time lies in
+/// is opened by one of them (by the time a later window's tick is taken,
+/// most of the window's calls have finished), so the passes lie in
+/// exactly the windows of the calls, one each: two rolls to one window, or
+/// a roll lost, would break that.
+#[test]
+fn aligned_rolls_pass_once_per_window() {
+    const W: u64 = 64;
+    const PHASES: u64 = 8;
+    const CALLS: u64 = if cfg!(debug_assertions) {
+        2_000
+    } else {
+        12_000
+    };
+    const JUMP: u64 = (1 << 31) * W + W / 2;
+    let config = Config {
+        interval_ns: W,
+        ..config(16, 0)
+    };
+    with_table(config, YIELDING, |t| {
+        let tick = AtomicU64::new(0);
+        let barrier = Barrier::new(THREADS);
+        // Per thread: the windows of its calls, and the times of its passes.
+        let seen: Vec<(Vec<u64>, Vec<u64>)> = thread::scope(|s| {
+            let handles: Vec<_> = (0..THREADS)
+                .map(|i| {
+                    let (tick, barrier) = (&tick, &barrier);
+                    s.spawn(move || {
+                        let (mut windows, mut passes) = (Vec::new(), Vec::new());
+                        for _ in 0..PHASES {
+                            barrier.wait();
+                            for _ in 0..CALLS {
+                                let now = tick.fetch_add(1, SeqCst);
+                                if windows.last() != Some(&(now / W)) {
+                                    windows.push(now / W);
+                                }
+                                let v =
+                                    again(|| t.check_or_create(b"a", Algorithm::Taildrop, 1, now));
+                                if v.unwrap() == Verdict::Pass {
+                                    passes.push(now);
+                                }
+                            }
+                            barrier.wait();
+                            if i == 0 {
+                                tick.fetch_add(JUMP, SeqCst);
+                            }
+                        }
+                        (windows, passes)
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let mut windows: Vec<u64> = seen.iter().flat_map(|(w, _)| w.iter().copied()).collect();
+        windows.sort_unstable();
+        windows.dedup();
+        let mut passes: Vec<u64> = seen.iter().flat_map(|(_, p)| p.iter().copied()).collect();
+        passes.sort_unstable();
+        let pass_windows: Vec<u64> = passes.iter().map(|p| p / W).collect();
+        assert_eq!(pass_windows.len(), windows.len(), "one pass per window");
+        assert_eq!(
+            pass_windows, windows,
+            "the passes lie in the windows of the calls"
+        );
+        let last = tick.load(SeqCst) - JUMP - 1;
+        let st = t.get(b"a", last).unwrap();
+        assert!(st.counter >= 1, "the last window counted its calls");
+        eprintln!(
+            "aligned rolls: {} windows over {} calls, {} jumps",
+            windows.len(),
+            THREADS as u64 * PHASES * CALLS,
+            PHASES
         );
     });
 }
