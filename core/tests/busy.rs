@@ -128,6 +128,32 @@ fn lock_words_naming_live_pids_are_busy_and_stop_nobody_else() {
         assert_eq!(t.remove(k), Err(Error::Busy));
         assert_eq!(t.active(k), Ok(true));
     }
+    // An idle pipe stuck the same way: its next check rolls 2^15 windows
+    // on (layout 6 made such a roll under the lock), then 2^31 more (the
+    // roll hops first): no lock taken, nobody waited for.
+    assert_eq!(
+        t.check_or_create(b"idle", Algorithm::Taildrop, 2, 1),
+        Ok(Verdict::Pass)
+    );
+    let idle_word = lock_word(&file, &t, b"idle");
+    let idle_saved = forge(idle_word, parent);
+    let mut now = 1;
+    for windows in [1u64 << 15, 1 << 31] {
+        now += windows * 1_000_000_000;
+        assert_eq!(
+            timed(
+                &format!("a stuck pipe's roll {windows} windows on: no wait"),
+                || { t.check(b"idle", now) }
+            ),
+            Ok(Verdict::Pass)
+        );
+        assert_eq!(t.check(b"idle", now), Ok(Verdict::Pass));
+        assert_eq!(t.check(b"idle", now - 1), Ok(Verdict::Drop));
+        let s = t.get(b"idle", now).unwrap();
+        assert_eq!((s.counter, s.last_counter), (3, 0), "{windows} windows on");
+    }
+    idle_word.store(idle_saved, SeqCst);
+    assert_eq!(t.remove(b"idle"), Ok(()));
     // A pipe made by pl.set_pipe and never checked, stuck the same way:
     // its first window opens without the lock.
     assert_eq!(t.set(b"fresh", Algorithm::Taildrop, 2, 0), Ok(()));
