@@ -3,11 +3,11 @@
 //! limits), on interval limits whose windows start at the first call
 //! (FreeSWITCH mod_hash) and on GCRA, and slot acquires, releases and usage
 //! of SLOTS entries without leases, take no lock; one compare-and-swap of
-//! one 64-bit word commits one. A roll to a later window (of any pipe, once
-//! per window) takes a claim and three swaps, and a pipe's first window a
-//! claim and a swap, each of which any caller can make (`hot/roll.rs`); a
-//! SLOTS entry's first lease or hub balance makes it a locked entry
-//! (`hot/convert.rs`).
+//! one 64-bit word commits one. A roll to a later window (once per window,
+//! however far) takes a mark and three swaps that finish it (a first-call
+//! limit's a claim before), and a pipe's first window a claim and a swap,
+//! each of which any caller can make (`hot/roll.rs`); a SLOTS entry's
+//! first lease or hub balance makes it a locked entry (`hot/convert.rs`).
 //!
 //! # The words
 //! A hot entry keeps its state in 64-bit words of its state area (it has

@@ -73,8 +73,8 @@
 //! *hot* (where the target has 64-bit atomics): a check, a slot acquire or
 //! release, a read, a new limit or a reset is one compare-and-swap of the
 //! entry's 64-bit hot word, and any caller finishes a window rollover
-//! or a first window another one started (a claim and swaps, however far
-//! the window moves: see [`hot`] and `hot/roll.rs`). A lookup finds
+//! or a first window another one started (a few swaps, however far the
+//! window moves: see [`hot`] and `hot/roll.rs`). A lookup finds
 //! the entry by its tag, meta word and key and validates it with the
 //! entry's generation, read before the key and again after the state, as a
 //! sequence lock's reader does (inserts and deletes make the generation odd
