@@ -622,7 +622,10 @@ impl<'a> Table<'a> {
                 Err(Error::Busy) => continue,
                 Err(e) => return Err(e),
             };
-            if self.idle(&g, now) {
+            if self
+                .judge(&g)
+                .is_some_and(|(_, cell)| self.idle(&g, &cell, now))
+            {
                 let used = g.last_used();
                 if best.is_none_or(|(_, b)| used < b) {
                     best = Some((idx, used));
@@ -636,15 +639,9 @@ impl<'a> Table<'a> {
         let (idx, _) = best.ok_or(Error::Full)?;
         let g = self.lock_idx(idx)?;
         // A hot entry is killed from the very state judged idle: a check
-        // committed since makes the swap fail. (Read stable: a roll under
-        // way is finished first, so that the judge sees its window and the
-        // kill's swap fails if another roll begins.)
-        let snap = if g.hot() {
-            Snap::read_stable(g.e).ok_or(Error::Full)?
-        } else {
-            Snap::read(g.e)
-        };
-        if !self.idle(&g, now) || (g.hot() && !self.hot_kill(g.e, &snap)) {
+        // committed since makes the swap fail.
+        let (snap, cell) = self.judge(&g).ok_or(Error::Full)?;
+        if !self.idle(&g, &cell, now) || snap.is_some_and(|s| !self.hot_kill(g.e, &s)) {
             // It was used between the two looks: give up rather than wait.
             return Err(Error::Full);
         }
@@ -652,17 +649,29 @@ impl<'a> Table<'a> {
         Ok(g)
     }
 
-    /// Whether the locked entry may be evicted at `now`.
-    fn idle(&self, g: &Guard<'_>, now: u64) -> bool {
+    /// The locked entry's cell, read once to judge the entry and, if it is
+    /// hot, to kill it from the same words: a hot entry's stable snapshot
+    /// (a roll under way finished first, so that the judge sees its window
+    /// and the kill's swap fails if another roll begins) with its cell;
+    /// `None` while a roll stays under way for all of a stable read's
+    /// retries (the entry is in use).
+    fn judge(&self, g: &Guard<'_>) -> Option<(Option<Snap>, Result<Cell, Error>)> {
+        if g.hot() {
+            let snap = Snap::read_stable(g.e)?;
+            Some((Some(snap), snap.cell(self.epoch)))
+        } else {
+            Some((None, decode(&g.read(), self.epoch)))
+        }
+    }
+
+    /// Whether the locked entry, whose cell [`Table::judge`] read, may be
+    /// evicted at `now`.
+    fn idle(&self, g: &Guard<'_>, cell: &Result<Cell, Error>, now: u64) -> bool {
         if meta_state(g.e[E_META].load(Ordering::Relaxed)) != STATE_USED {
             return true;
         }
-        let cell = match self.cell(g) {
-            Ok(cell) => cell,
-            // A roll that stayed under way for all of a stable read's
-            // retries: in use.
-            Err(Error::Busy) => return false,
-            Err(_) => return true,
+        let Ok(cell) = cell else {
+            return true;
         };
         match &cell.limiter {
             Limiter::Slots(s) => s.usage() == 0,
@@ -1270,21 +1279,11 @@ impl<'a> Table<'a> {
             if meta_state(g.e[E_META].load(Ordering::Relaxed)) != STATE_USED {
                 continue;
             }
-            // A hot entry is judged and killed from one read of its words
-            // (stable: a roll under way finished first): an operation
-            // committed since makes the kill's swap fail.
-            let snap = if g.hot() {
-                Snap::read_stable(g.e)
-            } else {
-                Some(Snap::read(g.e))
+            // A hot entry is judged and killed from one read of its words:
+            // an operation committed since makes the kill's swap fail.
+            let Some((snap, Ok(cell))) = self.judge(&g) else {
+                continue;
             };
-            let Some(snap) = snap else { continue };
-            let cell = if g.hot() {
-                snap.cell(self.epoch)
-            } else {
-                self.cell(&g)
-            };
-            let Ok(cell) = cell else { continue };
             let interval = match &cell.limiter {
                 Limiter::Slots(s) if s.usage() > 0 => continue,
                 Limiter::Slots(_) => self.interval,
@@ -1297,7 +1296,7 @@ impl<'a> Table<'a> {
             // Not saturating: a window past u64::MAX never comes.
             let due = window_of(g.last_used()).checked_add(u64::from(intervals) + 1);
             if due.is_some_and(|due| window_of(now) >= due)
-                && (!g.hot() || self.hot_kill(g.e, &snap))
+                && snap.is_none_or(|s| self.hot_kill(g.e, &s))
             {
                 self.free_entry(&g);
                 removed += 1;

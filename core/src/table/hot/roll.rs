@@ -173,7 +173,7 @@ pub(super) fn roll_first(e: &Entry, snap: Snap, start: u64) -> bool {
         return false;
     }
     let gen_bits = snap.h & GEN_BITS;
-    let rolling_to = gen_bits | FROZEN | OPEN | (to << IDX_SHIFT);
+    let rolling_to = rolling(snap.h) | OPEN;
     let mut h = snap.h;
     for _ in 0..RETRIES {
         if in_window(h, gen_bits, r) {
@@ -225,8 +225,23 @@ fn finish_first(e: &Entry, h: u64) {
     } else {
         0
     };
-    store_last(e, h, (h & GEN_BITS) | (to << 32) | last);
-    let _ = e.s[S_H].cas(h, (h & !(FROZEN | COUNT)) | 1);
+    conclude(e, h, last, 1);
+}
+
+/// `H`'s rolling bit and roll count for a roll from the window `h` holds
+/// (with its generation): what both kinds of roll mark `H` with.
+fn rolling(h: u64) -> u64 {
+    let to = (((h >> IDX_SHIFT) & IDX_MASK) + 1) & IDX_MASK;
+    (h & GEN_BITS) | FROZEN | (to << IDX_SHIFT)
+}
+
+/// The end of every roll's finish: the new window's last count in `S_X`,
+/// then `H` from the mark `h` to the new window, open, with `n` calls
+/// counted (one: the roller's; none: a hop's).
+fn conclude(e: &Entry, h: u64, last: u64, n: u64) {
+    let rolled = h & (GEN_BITS | (IDX_MASK << IDX_SHIFT));
+    store_last(e, h, rolled | last);
+    let _ = e.s[S_H].cas(h, rolled | OPEN | n);
 }
 
 /// Stores `want`, a roll's (generation; roll count; last window's count),
@@ -262,7 +277,7 @@ const HOP_BITS: u32 = 24;
 /// [`hop`]). The bool: a hop.
 fn aligned_mark(snap: &Snap, start: u64) -> (u64, bool) {
     let r = (snap.h >> IDX_SHIFT) & IDX_MASK;
-    let rolling = (snap.h & GEN_BITS) | FROZEN | (((r + 1) & IDX_MASK) << IDX_SHIFT);
+    let rolling = rolling(snap.h);
     let s = snap.p[(r & 1) as usize];
     let d = start.saturating_sub(s) / snap.iv.max(1);
     match d {
@@ -343,8 +358,7 @@ fn finish_aligned(e: &Entry, h: u64) {
             return;
         }
     }
-    store_last(e, h, (h & GEN_BITS) | (to << 32) | last);
-    let _ = e.s[S_H].cas(h, (h & (GEN_BITS | (IDX_MASK << IDX_SHIFT))) | OPEN | n);
+    conclude(e, h, last, n);
 }
 
 /// Opens the first window of a fresh window pipe (whose fresh `H` the
