@@ -51,10 +51,11 @@ const HEADER_LOCKS: [usize; 2] = [12, 13];
 const LAYOUT_BYTES: usize = 24;
 /// Where an entry's two limiter state buffers start, and their `u32` words
 /// (the layout's: lock, meta, generation, a spare word, last use, 16 key
-/// words; then two buffers of five 64-bit words, of which a hot entry, meta
-/// bit 31, uses the first only).
+/// words; then two buffers of nine `u32` words back to back; a hot entry,
+/// meta bit 31, keeps six 64-bit words there instead).
 const STATE_WORD: usize = 22;
-const STATE_WORDS: usize = 10;
+const STATE_WORDS: usize = 9;
+const HOT_WORDS: usize = 12;
 const _: () = assert!(STATE_WORD + 2 * STATE_WORDS == ENTRY_WORDS);
 
 fn config() -> ProptestConfig {
@@ -580,15 +581,16 @@ fn overwrite_bytes(bytes: &mut [u8], o: &Overwrite, capacity: usize, lease_capac
                 (e, e + ENTRY_WORDS * 4)
             } else {
                 // The buffer that bit 31 of the lock word (word 0) names,
-                // or the first for a hot entry (bit 31 of the meta word).
+                // or the hot words of a hot entry (bit 31 of the meta word).
                 let hot = bytes[e + 7] >> 7 == 1;
-                let active = if hot {
-                    0
+                if hot {
+                    let at = e + STATE_WORD * 4;
+                    (at, at + HOT_WORDS * 4)
                 } else {
-                    usize::from(bytes[e + 3] >> 7)
-                };
-                let buf = e + (STATE_WORD + active * STATE_WORDS) * 4;
-                (buf, buf + STATE_WORDS * 4)
+                    let active = usize::from(bytes[e + 3] >> 7);
+                    let buf = e + (STATE_WORD + active * STATE_WORDS) * 4;
+                    (buf, buf + STATE_WORDS * 4)
+                }
             }
         }
     };

@@ -121,7 +121,7 @@ pub(crate) const S_H: usize = 2;
 pub(crate) const S_P0: usize = 3;
 /// Window pipes: (rolls; the last window's count); GCRA: codec word 8 (burst).
 pub(crate) const S_X: usize = 4;
-/// See [`S_P0`] (buffer 1's first word: a hot entry has one buffer).
+/// See [`S_P0`] (inside a locked entry's buffer 1: a hot entry has none).
 pub(crate) const S_P1: usize = 5;
 
 const OPEN: u64 = 1 << 31;

@@ -6,7 +6,7 @@
 //! header   HEADER_WORDS words (192 bytes)
 //! tags     tag_words(capacity) words: a 16-bit tag per entry, two to a
 //!          word, padded to whole buckets of BUCKET_SLOTS (64 bytes each)
-//! entries  capacity       x ENTRY_WORDS words (168 bytes each): 22 u32
+//! entries  capacity       x ENTRY_WORDS words (160 bytes each): 22 u32
 //!          words, then STATE_WORDS 64-bit words (see word::Entry)
 //! leases   lease_capacity x LEASE_WORDS words (20 bytes each)
 //! ```
@@ -14,6 +14,8 @@
 //! Entry `i` sits in bucket `i / BUCKET_SLOTS`; its tag is lane `i % 2` of
 //! tag word `i / 2`, so one bucket's tags fill one 64-byte cache line (the
 //! header is three whole lines, so a line-aligned region keeps them aligned).
+
+use super::codec::BUF_WORDS;
 
 /// "FGT1" in ASCII, little-endian.
 pub(crate) const MAGIC: u32 = u32::from_le_bytes(*b"FGT1");
@@ -38,8 +40,11 @@ pub(crate) const MAGIC: u32 = u32::from_le_bytes(*b"FGT1");
 /// in `H`, the rest in `S_X`, and records of past windows in `S_P0` and
 /// `S_P1`, rolled under the lock when 2^15 windows or more on (today: as
 /// windows from the first call, the roll count in `H`, starts in `S_P0`
-/// and `S_P1`, the last count in `S_X`, no roll under the lock).
-pub const LAYOUT_VERSION: u32 = 7;
+/// and `S_P1`, the last count in `S_X`, no roll under the lock); version
+/// 7 had 168-byte entries, each locked state buffer in five whole state
+/// words, the last half unused (today: the two buffers back to back in
+/// nine, 160-byte entries).
+pub const LAYOUT_VERSION: u32 = 8;
 
 /// Entries per bucket: a key may live in any slot of its two buckets.
 pub const BUCKET_SLOTS: usize = 32;
@@ -92,11 +97,11 @@ pub(crate) const E_KEY: usize = 6; // KEY_WORDS words
 pub(crate) const KEY_WORDS: usize = 16;
 /// `u32` words before an entry's state words.
 pub(crate) const ENTRY_HEAD_WORDS: usize = E_KEY + KEY_WORDS;
-/// 64-bit state words of one buffer: the codec's `BUF_WORDS` (9) `u32`
-/// words, two to a state word, the last half unused.
-pub(crate) const BUF_STATE_WORDS: usize = 5;
-/// 64-bit state words of an entry: two buffers.
-pub(crate) const STATE_WORDS: usize = 2 * BUF_STATE_WORDS;
+/// 64-bit state words of an entry: two buffers of the codec's `BUF_WORDS`
+/// (9) `u32` words, two to a state word, back to back (buffer 0 in `u32`
+/// halves 0 to 8, buffer 1 in halves 9 to 17: state word 4 holds the last
+/// word of one and the first of the other, see `read_words`).
+pub(crate) const STATE_WORDS: usize = (2 * BUF_WORDS).div_ceil(2);
 /// `u32` words in one entry (its size in bytes is 4 times this), for tools
 /// and tests that read a table's memory: the lock word is the first.
 pub const ENTRY_WORDS: usize = ENTRY_HEAD_WORDS + 2 * STATE_WORDS;
@@ -155,7 +160,8 @@ pub const fn bytes_for(capacity: usize, lease_capacity: usize) -> Option<usize> 
     words.checked_mul(4)
 }
 
-const _: () = assert!(ENTRY_WORDS * 4 == 168);
+const _: () = assert!(ENTRY_WORDS * 4 == 160);
+const _: () = assert!(BUF_WORDS % 2 == 1 && STATE_WORDS == 2 * (BUF_WORDS / 2) + 1);
 const _: () = assert!(ENTRY_HEAD_WORDS.is_multiple_of(2));
 const _: () = assert!(HEADER_WORDS * 4 <= 192);
 

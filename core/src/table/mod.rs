@@ -29,10 +29,11 @@
 //! port, pipe names, realm/resource pairs; any bytes, NUL included. Each entry
 //! holds one [`Limiter`] of any algorithm with its
 //! parameters, so pipes of different algorithms share a table. An entry takes
-//! 168 bytes: lock, meta word, generation, last use, the 64-byte key and
-//! two 40-byte state buffers (a hot entry uses the first only, see
-//! [`hot`]); its tag 2 bytes more; a lease record takes 20 bytes. The
-//! header takes 192 bytes.
+//! 160 bytes: lock, meta word, generation, a spare word, last use, the
+//! 64-byte key and 72 bytes of state: two 36-byte buffers back to back (a
+//! locked entry) or the hot words (the first 48 bytes, see [`hot`]); its
+//! tag 2 bytes more; a lease record takes 20 bytes. The header takes 192
+//! bytes.
 //!
 //! # Placement: two buckets, tags apart
 //! A keyed hash seeded at init (not cryptographic: seed it randomly so that
@@ -293,10 +294,7 @@ impl Guard<'_> {
     /// The committed buffer's codec words (of a locked entry).
     #[inline(always)]
     fn read(&self) -> [u32; BUF_WORDS] {
-        let base = (self.active & 1) * BUF_STATE_WORDS;
-        let s: [u64; BUF_STATE_WORDS] =
-            core::array::from_fn(|i| self.e.s[base + i].load(Ordering::Relaxed));
-        core::array::from_fn(|i| (s[i / 2] >> (32 * (i % 2))) as u32)
+        read_words(self.e, self.active)
     }
 
     /// Whether the entry is hot (see [`hot`]): its state is not in the
@@ -332,12 +330,57 @@ impl Guard<'_> {
 /// Writes `cell` into buffer `buf` (0 or 1) of a locked entry.
 #[inline(always)]
 fn write_buffer(e: &Entry, buf: usize, cell: &Cell) {
-    let w = encode(cell);
-    let base = (buf & 1) * BUF_STATE_WORDS;
-    for i in 0..BUF_STATE_WORDS {
-        let lo = w.get(2 * i).copied().unwrap_or(0);
-        let hi = w.get(2 * i + 1).copied().unwrap_or(0);
-        e.s[base + i].store(u64::from(lo) | (u64::from(hi) << 32), Ordering::Relaxed);
+    write_words(e, buf, &encode(cell));
+}
+
+/// State word [`SHARED`] holds buffer 0's last codec word (low half) and
+/// buffer 1's first (high half): the buffers' nine words each lie back to
+/// back, buffer 0 in state words 0 to 4, buffer 1 in 4 to 8.
+const SHARED: usize = BUF_WORDS / 2;
+
+fn pair(lo: u32, hi: u32) -> u64 {
+    u64::from(lo) | (u64::from(hi) << 32)
+}
+
+/// The codec words in buffer `buf` (0 or 1) of a locked entry.
+#[inline(always)]
+fn read_words(e: &Entry, buf: usize) -> [u32; BUF_WORDS] {
+    let at = |i: usize| e.s[i].load(Ordering::Relaxed);
+    let mut w = [0u32; BUF_WORDS];
+    if buf & 1 == 0 {
+        for i in 0..SHARED {
+            let s = at(i);
+            (w[2 * i], w[2 * i + 1]) = (s as u32, (s >> 32) as u32);
+        }
+        w[BUF_WORDS - 1] = at(SHARED) as u32;
+    } else {
+        w[0] = (at(SHARED) >> 32) as u32;
+        for i in 0..SHARED {
+            let s = at(SHARED + 1 + i);
+            (w[2 * i + 1], w[2 * i + 2]) = (s as u32, (s >> 32) as u32);
+        }
+    }
+    w
+}
+
+/// Writes codec words `w` into buffer `buf` (0 or 1) of a locked entry.
+/// The state word it shares with the other buffer keeps that buffer's
+/// half: the lock holder writes the same value back, so the committed
+/// buffer never changes, whenever the writer dies.
+#[inline(always)]
+fn write_words(e: &Entry, buf: usize, w: &[u32; BUF_WORDS]) {
+    let set = |i: usize, v: u64| e.s[i].store(v, Ordering::Relaxed);
+    let shared = e.s[SHARED].load(Ordering::Relaxed);
+    if buf & 1 == 0 {
+        for i in 0..SHARED {
+            set(i, pair(w[2 * i], w[2 * i + 1]));
+        }
+        set(SHARED, pair(w[BUF_WORDS - 1], (shared >> 32) as u32));
+    } else {
+        set(SHARED, pair(shared as u32, w[0]));
+        for i in 0..SHARED {
+            set(SHARED + 1 + i, pair(w[2 * i + 1], w[2 * i + 2]));
+        }
     }
 }
 

@@ -47,7 +47,7 @@ fn size_for_and_region_errors() {
     let c = cfg(4);
     let need = Table::size_for(&c).unwrap();
     // Header, one bucket of tags (64 bytes), entries, lease records.
-    assert_eq!(need, 192 + 64 + 4 * 168 + 4 * 20);
+    assert_eq!(need, 192 + 64 + 4 * 160 + 4 * 20);
     let mut mem = region(need + 16);
     let bytes = as_bytes(&mut mem);
     assert_eq!(bytes.len(), need + 16);
@@ -92,8 +92,9 @@ fn attach_sees_the_same_table_and_refuses_other_layouts() {
     // SLOTS and first-call interval limits were never hot, 4, whose
     // first-call limits rolled under the lock, 5, whose pipes opened their
     // first window under the lock, 6, whose aligned pipes rolled 2^15
-    // windows or more under the lock (and kept window indices), and 8.
-    for v in [1, 2, 3, 4, 5, 6, 8] {
+    // windows or more under the lock (and kept window indices), 7, whose
+    // entries were 168 bytes (a gap after each state buffer), and 9.
+    for v in [1, 2, 3, 4, 5, 6, 7, 9] {
         as_bytes(&mut mem)[4] = v;
         assert_eq!(
             Table::attach(as_bytes(&mut mem), Owner::SINGLE_PROCESS).unwrap_err(),
@@ -622,10 +623,7 @@ fn a_dead_holder_mid_operation_leaves_a_consistent_entry() {
     let e = &t.entries[idx];
     let active = e[E_LOCK].load(Ordering::Relaxed) >> 31;
     e[E_LOCK].store((active << 31) | 99, Ordering::Relaxed);
-    let other = (active as usize ^ 1) * BUF_STATE_WORDS;
-    for i in 0..BUF_STATE_WORDS {
-        e.s[other + i].store(0xdead_beef_dead_beef, Ordering::Relaxed);
-    }
+    super::write_words(e, active as usize ^ 1, &[0xdead_beef; BUF_WORDS]);
     let free = t
         .leases
         .iter()
@@ -864,4 +862,26 @@ fn a_holder_dying_while_deleting_an_entry_leaks_no_lease_record() {
         claimed, c.lease_capacity,
         "a dead deleter's lease record leaked"
     );
+}
+
+#[test]
+fn the_two_buffers_share_a_word_and_neither_writes_the_others_half() {
+    let e = Entry::zero();
+    let a: [u32; BUF_WORDS] = core::array::from_fn(|i| 0x1000 + i as u32);
+    let b: [u32; BUF_WORDS] = core::array::from_fn(|i| 0x2000 + i as u32);
+    let c: [u32; BUF_WORDS] = core::array::from_fn(|i| 0x3000 + i as u32);
+    super::write_words(&e, 0, &a);
+    super::write_words(&e, 1, &b);
+    assert_eq!((super::read_words(&e, 0), super::read_words(&e, 1)), (a, b));
+    // State word 4 holds buffer 0's last word and buffer 1's first.
+    let shared = e.s[4].load(Ordering::Relaxed);
+    assert_eq!(shared, u64::from(a[8]) | (u64::from(b[0]) << 32));
+    // Rewriting either buffer leaves the other whole.
+    super::write_words(&e, 0, &c);
+    assert_eq!((super::read_words(&e, 0), super::read_words(&e, 1)), (c, b));
+    super::write_words(&e, 1, &a);
+    assert_eq!((super::read_words(&e, 0), super::read_words(&e, 1)), (c, a));
+    // Nine state words in all: the entry ends where buffer 1 does.
+    assert_eq!(STATE_WORDS, 9);
+    assert_eq!(core::mem::size_of::<Entry>(), 160);
 }

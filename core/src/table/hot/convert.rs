@@ -17,8 +17,8 @@
 //!    without the lock committed; read again). From here no caller
 //!    without the lock changes the state: they see the bit and take the
 //!    locked path, which waits for this holder.
-//! 2. Write the state `H` held into buffer 1, whose words (5 to 9) a hot
-//!    SLOTS entry does not use.
+//! 2. Write the state `H` held into buffer 1, whose words (the high half
+//!    of state word 4, then 5 to 8) a hot SLOTS entry does not use.
 //! 3. Commit buffer 1 in the lock word while keeping the lock
 //!    (`lock::commit_held`).
 //! 4. Clear the entry's hot bit (meta word).
