@@ -28,7 +28,7 @@
  *                   pipes, 162 KiB of shm). pipelimit's hash_size is the
  *                   log2 of its bucket count with unbounded chains; here it
  *                   bounds the number of pipes (size it for 90% load:
- *                   inserts can fail from about 93% when no pipe is idle).
+ *                   inserts can fail from about 92% when no pipe is idle).
  *   timer_interval  window length in seconds (default 10): the table's
  *                   interval. Counters roll over lazily at each window edge
  *                   (windows aligned to mod_init time): no timer resets them.

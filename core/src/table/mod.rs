@@ -50,8 +50,8 @@
 //! Why this and not cuckoo hashing or linear probing: linear probing inside
 //! a 32-slot window failed with [`Error::Full`] from 49% load at 1 000 000
 //! keys (clusters fill windows); two choices of 32-slot buckets fail from
-//! 93% (1 000 000 and 100 000 entries) and 96% (1 000), measured by
-//! `core/tests/load.rs` with every entry busy. Cuckoo hashing reaches more
+//! 92% to 94% (100 000 and 1 000 000 entries, 11 seeds each) and 95% to
+//! 98% (1 000), measured by `core/tests/load.rs` with every entry busy. Cuckoo hashing reaches more
 //! (about 98% with 8-slot buckets) but moves entries to make room, which
 //! readers that take no lock, handles that name a slot and processes killed
 //! in the middle of a move would all have to survive; two choices of wide
@@ -131,7 +131,7 @@
 //! [`EVICT_CANDIDATES`] (3, as nginx) found in those buckets; if none is idle
 //! it fails with [`Error::Full`] and changes nothing. The caller decides
 //! whether to pass or drop. Size a table for 90% of its capacity: with no
-//! entry idle, inserts first fail at 93% to 98% load (above).
+//! entry idle, inserts first fail at 92% to 98% load (above).
 //!
 //! # Time
 //! As everywhere in floodgate, `now` is a `u64` of nanoseconds from the
