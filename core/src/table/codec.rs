@@ -41,11 +41,15 @@ impl Cell {
     }
 }
 
-fn split(v: u64) -> (u32, u32) {
+/// A 64-bit value as (low, high) `u32` halves.
+#[inline(always)]
+pub(crate) fn split(v: u64) -> (u32, u32) {
     (v as u32, (v >> 32) as u32)
 }
 
-fn join(lo: u32, hi: u32) -> u64 {
+/// The 64-bit value of (low, high) `u32` halves.
+#[inline(always)]
+pub(crate) fn join(lo: u32, hi: u32) -> u64 {
     u64::from(lo) | (u64::from(hi) << 32)
 }
 

@@ -104,7 +104,7 @@ mod roll;
 #[cfg(test)]
 pub(crate) use roll::FAR;
 
-use super::codec::{decode_as, encode, Cell, BUF_WORDS};
+use super::codec::{decode_as, encode, join, split, Cell, BUF_WORDS};
 use super::layout::*;
 use super::lock::{fence_acquire, Ordering};
 use super::word::{Entry, HOT};
@@ -234,14 +234,6 @@ fn dead(cfg: u64, h: u64) -> u64 {
     } else {
         (h & GEN_BITS) | DEAD
     }
-}
-
-fn split(v: u64) -> (u32, u32) {
-    (v as u32, (v >> 32) as u32)
-}
-
-fn join(lo: u32, hi: u32) -> u64 {
-    u64::from(lo) | (u64::from(hi) << 32)
 }
 
 /// One read of a hot entry's words.

@@ -51,12 +51,13 @@
 //! a 32-slot window failed with [`Error::Full`] from 49% load at 1 000 000
 //! keys (clusters fill windows); two choices of 32-slot buckets fail from
 //! 92% to 94% (100 000 and 1 000 000 entries, 11 seeds each) and 95% to
-//! 98% (1 000), measured by `core/tests/load.rs` with every entry busy. Cuckoo hashing reaches more
-//! (about 98% with 8-slot buckets) but moves entries to make room, which
-//! readers that take no lock, handles that name a slot and processes killed
-//! in the middle of a move would all have to survive; two choices of wide
-//! buckets get past 90% with nothing ever moved. The tags are what make the
-//! wide buckets cheap: 32 slots are one line of tags, not 32 entries.
+//! 98% (1 000), measured by `core/tests/load.rs` with every entry busy.
+//! Cuckoo hashing reaches more (about 98% with 8-slot buckets) but moves
+//! entries to make room, which readers that take no lock, handles that name
+//! a slot and processes killed in the middle of a move would all have to
+//! survive; two choices of wide buckets get past 90% with nothing ever
+//! moved. The tags are what make the wide buckets cheap: 32 slots are one
+//! line of tags, not 32 entries.
 //!
 //! Tags are kept so that every entry in use has its tag: an insert writes
 //! the tag before it publishes the entry (its meta word, with release
@@ -183,7 +184,7 @@ pub use lock::Owner;
 #[cfg(not(loom))]
 pub use region::StaticTable;
 
-use codec::{decode, encode, Cell, BUF_WORDS};
+use codec::{decode, encode, join, split, Cell, BUF_WORDS};
 use hot::Snap;
 use layout::*;
 use lock::{AtomicU32, Ordering};
@@ -338,26 +339,20 @@ fn write_buffer(e: &Entry, buf: usize, cell: &Cell) {
 /// back, buffer 0 in state words 0 to 4, buffer 1 in 4 to 8.
 const SHARED: usize = BUF_WORDS / 2;
 
-fn pair(lo: u32, hi: u32) -> u64 {
-    u64::from(lo) | (u64::from(hi) << 32)
-}
-
 /// The codec words in buffer `buf` (0 or 1) of a locked entry.
 #[inline(always)]
 fn read_words(e: &Entry, buf: usize) -> [u32; BUF_WORDS] {
-    let at = |i: usize| e.s[i].load(Ordering::Relaxed);
+    let at = |i: usize| split(e.s[i].load(Ordering::Relaxed));
     let mut w = [0u32; BUF_WORDS];
     if buf & 1 == 0 {
         for i in 0..SHARED {
-            let s = at(i);
-            (w[2 * i], w[2 * i + 1]) = (s as u32, (s >> 32) as u32);
+            (w[2 * i], w[2 * i + 1]) = at(i);
         }
-        w[BUF_WORDS - 1] = at(SHARED) as u32;
+        w[BUF_WORDS - 1] = at(SHARED).0;
     } else {
-        w[0] = (at(SHARED) >> 32) as u32;
+        w[0] = at(SHARED).1;
         for i in 0..SHARED {
-            let s = at(SHARED + 1 + i);
-            (w[2 * i + 1], w[2 * i + 2]) = (s as u32, (s >> 32) as u32);
+            (w[2 * i + 1], w[2 * i + 2]) = at(SHARED + 1 + i);
         }
     }
     w
@@ -370,16 +365,16 @@ fn read_words(e: &Entry, buf: usize) -> [u32; BUF_WORDS] {
 #[inline(always)]
 fn write_words(e: &Entry, buf: usize, w: &[u32; BUF_WORDS]) {
     let set = |i: usize, v: u64| e.s[i].store(v, Ordering::Relaxed);
-    let shared = e.s[SHARED].load(Ordering::Relaxed);
+    let (lo, hi) = split(e.s[SHARED].load(Ordering::Relaxed));
     if buf & 1 == 0 {
         for i in 0..SHARED {
-            set(i, pair(w[2 * i], w[2 * i + 1]));
+            set(i, join(w[2 * i], w[2 * i + 1]));
         }
-        set(SHARED, pair(w[BUF_WORDS - 1], (shared >> 32) as u32));
+        set(SHARED, join(w[BUF_WORDS - 1], hi));
     } else {
-        set(SHARED, pair(shared as u32, w[0]));
+        set(SHARED, join(lo, w[0]));
         for i in 0..SHARED {
-            set(SHARED + 1 + i, pair(w[2 * i + 1], w[2 * i + 2]));
+            set(SHARED + 1 + i, join(w[2 * i + 1], w[2 * i + 2]));
         }
     }
 }
