@@ -409,9 +409,10 @@ fn a_mismatching_or_foreign_file_is_refused_and_left_alone() {
     // (before the lock-free hot path), 3 (SLOTS and first-call interval
     // limits never hot), 4 (first-call limits rolled under the lock), 5
     // (first windows opened under the lock), 6 (far aligned rolls under
-    // the lock) and 7 (168-byte entries), as an older floodgate left them:
-    // refused, untouched, and the message says what to do.
-    for version in [1u32, 2, 3, 4, 5, 6, 7] {
+    // the lock), 7 (168-byte entries) and 8 (160-byte entries), as an
+    // older floodgate left them: refused, untouched, and the message says
+    // what to do.
+    for version in [1u32, 2, 3, 4, 5, 6, 7, 8] {
         let old = TempTable::new(&format!("layout{version}"));
         cli_json(
             &old,

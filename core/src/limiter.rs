@@ -329,10 +329,13 @@ impl Limiter {
     }
 
     /// The limiter's whole state as [`STATE_WORDS`] `u32` words, the
-    /// encoding a table stores (see [`crate::table`]). Aligned windows do not
-    /// store their epoch: [`Limiter::from_words`] takes it back. Stores that
-    /// keep limiters elsewhere (floodgate's Redis module) use this too, so
-    /// there is one encoding; it changes only with the table's layout version.
+    /// encoding a table reads and writes its locked entries through (it
+    /// keeps each word in one place of its own, see [`crate::table`]).
+    /// Aligned windows do not store their epoch: [`Limiter::from_words`]
+    /// takes it back. Stores that keep limiters elsewhere (floodgate's
+    /// Redis module) use this too, so there is one encoding; where the
+    /// table keeps its words may change with its layout version, the
+    /// encoding itself only with a version of each store that keeps it.
     pub fn to_words(&self) -> [u32; STATE_WORDS] {
         crate::table::codec::encode(&crate::table::codec::Cell::new(*self))
     }

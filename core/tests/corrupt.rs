@@ -49,14 +49,14 @@ const OWNER_MASK: u32 = 0x7fff_ffff;
 const HEADER_LOCKS: [usize; 2] = [12, 13];
 /// Header bytes holding the magic number and the layout (words 0 to 5).
 const LAYOUT_BYTES: usize = 24;
-/// Where an entry's two limiter state buffers start, and their `u32` words
-/// (the layout's: lock, meta, generation, a spare word, last use, 16 key
-/// words; then two buffers of nine `u32` words back to back; a hot entry,
-/// meta bit 31, keeps six 64-bit words there instead).
+/// Where an entry's limiter state starts, and its `u32` words (the
+/// layout's: lock, meta, generation, limit, last use, 16 key words; then
+/// five 64-bit state words: a hot entry's words, meta bit 31, or a locked
+/// entry's interval and two buffers, whose committed one bit 31 of the
+/// lock word names, see `read_words` in `core/src/table/mod.rs`).
 const STATE_WORD: usize = 22;
-const STATE_WORDS: usize = 9;
-const HOT_WORDS: usize = 12;
-const _: () = assert!(STATE_WORD + 2 * STATE_WORDS == ENTRY_WORDS);
+const STATE_WORDS: usize = 10;
+const _: () = assert!(STATE_WORD + STATE_WORDS == ENTRY_WORDS);
 
 fn config() -> ProptestConfig {
     ProptestConfig {
@@ -258,7 +258,7 @@ enum Area {
     /// An entry in use (its meta word says so, when overwritten): any of
     /// its fields.
     Used,
-    /// The committed limiter state of an entry in use: limits, windows,
+    /// The limiter state words of an entry in use: windows,
     /// counters, slot counts.
     State,
 }
@@ -580,17 +580,11 @@ fn overwrite_bytes(bytes: &mut [u8], o: &Overwrite, capacity: usize, lease_capac
             if matches!(o.area, Area::Used) {
                 (e, e + ENTRY_WORDS * 4)
             } else {
-                // The buffer that bit 31 of the lock word (word 0) names,
-                // or the hot words of a hot entry (bit 31 of the meta word).
-                let hot = bytes[e + 7] >> 7 == 1;
-                if hot {
-                    let at = e + STATE_WORD * 4;
-                    (at, at + HOT_WORDS * 4)
-                } else {
-                    let active = usize::from(bytes[e + 3] >> 7);
-                    let buf = e + (STATE_WORD + active * STATE_WORDS) * 4;
-                    (buf, buf + STATE_WORDS * 4)
-                }
+                // The state words: a hot entry's, or a locked entry's
+                // interval and both buffers (ten `u32` words, about what
+                // one buffer of the codec's nine was before layout 9).
+                let at = e + STATE_WORD * 4;
+                (at, at + STATE_WORDS * 4)
             }
         }
     };

@@ -13,9 +13,10 @@
 //! `DUMP`/`RESTORE`, RDB, AOF, `MIGRATE` and replicas working with nothing
 //! of the module's involved, even on a Redis that has not loaded it.
 //!
-//! Version 1 embeds the core's state words, whose meaning is tied to the
-//! core table's layout version. If that encoding changes, [`VERSION`] is
-//! bumped: a key written by another version is refused with an error that
+//! Version 1 embeds the core's state words, whose meaning is the core's
+//! codec's (unchanged since the core table's layout version 7; layout 9
+//! moved where a table keeps them, not what they say). If that encoding
+//! changes, [`VERSION`] is bumped: a key written by another version is refused with an error that
 //! says so (it expires on its own, or `DEL` it), never misread.
 
 use floodgate::{Limiter, STATE_WORDS};

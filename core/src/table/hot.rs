@@ -10,12 +10,14 @@
 //! first lease or hub balance makes it a locked entry (`hot/convert.rs`).
 //!
 //! # The words
-//! A hot entry keeps its state in 64-bit words of its state area (it has
+//! A hot entry keeps its algorithm and flags (codec word 0, the open bit
+//! aside) in its meta word, for life, and its limit in head word
+//! `E_LIMIT` (an insert, or a new limit: a plain store); together they
+//! are its `cfg`. Its state is in 64-bit words of its state area (it has
 //! one buffer, not two):
 //!
 //! | word | holds | written by |
 //! | --- | --- | --- |
-//! | `S_CFG` | codec word 0 (algorithm, flags) and the limit | insert; a new limit (a plain store) |
 //! | `S_IV` | the window interval / GCRA period | insert |
 //! | `S_H` | the **hot word**: everything a check changes | compare-and-swap |
 //! | `S_X` | window pipes: (generation, 15 bits; rolls, low 16 bits; the last window's count), as `H` packs them; GCRA: codec word 8 (burst) | a roll's finish; insert; a new limit (GCRA) |
@@ -38,8 +40,8 @@
 //! TAT, which stops at `u64::MAX - 1`; `u64::MAX` is dead. SLOTS: `H` =
 //! 15 bits of the generation | frozen bit 48 (a conversion under way) |
 //! unmatched releases (bits 32-47) | open bit 31, always set while hot |
-//! usage (31 bits); `S_CFG` holds the max, `S_IV` the codec's "no lease
-//! expiry". Counts that would not fit make the entry a locked one instead
+//! usage (31 bits); the limit word holds the max, and no other word is
+//! used (no lease, so no expiry). Counts that would not fit make the entry a locked one instead
 //! of saturating (`hot/convert.rs`).
 //!
 //! # A check
@@ -111,18 +113,16 @@ use super::word::{Entry, HOT};
 use super::Table;
 use crate::{Algorithm, Anchor, Error, Limiter, Slots};
 
-/// Codec words 0 (algorithm, flags) and 1 (limit).
-pub(crate) const S_CFG: usize = 0;
-/// Codec words 2-3: interval / period.
-pub(crate) const S_IV: usize = 1;
+/// Codec words 2-3: interval / period (a SLOTS entry: unused).
+pub(crate) const S_IV: usize = 0;
 /// The hot word.
-pub(crate) const S_H: usize = 2;
+pub(crate) const S_H: usize = 1;
 /// Window starts: of an even roll count in `S_P0`, of an odd one in `S_P1`.
-pub(crate) const S_P0: usize = 3;
+pub(crate) const S_P0: usize = 2;
 /// Window pipes: (rolls; the last window's count); GCRA: codec word 8 (burst).
-pub(crate) const S_X: usize = 4;
-/// See [`S_P0`] (inside a locked entry's buffer 1: a hot entry has none).
-pub(crate) const S_P1: usize = 5;
+pub(crate) const S_X: usize = 3;
+/// See [`S_P0`].
+pub(crate) const S_P1: usize = 4;
 
 const OPEN: u64 = 1 << 31;
 const COUNT: u64 = OPEN - 1;
@@ -146,9 +146,9 @@ const DEAD: u64 = 1;
 pub(crate) const UNCLAIMED: u64 = u64::MAX;
 /// Retries of a failed swap before [`Error::Busy`].
 const RETRIES: u32 = 1 << 16;
-/// Codec word 0's open bit, which `S_CFG` does not keep (`H` says it).
-const OPEN_BIT: u32 = 1 << 5;
-/// Codec word 0's first-event anchor bit, which `S_CFG` keeps.
+/// Codec word 0's open bit, which the meta word does not keep (`H` says it).
+const OPEN_BIT: u32 = CFG_OPEN;
+/// Codec word 0's first-event anchor bit, which the meta word keeps.
 const FIRST_EVENT: u64 = 1 << 4;
 /// Codec word 0's anchor and open bits: [`Snap::words`] sets both from
 /// what it knows (the anchor from its caller's constant, so that the
@@ -168,7 +168,8 @@ pub(crate) fn is_hot(cell: &Cell) -> bool {
     }
 }
 
-/// Whether a window pipe's windows start at the first event (`S_CFG`).
+/// Whether a window pipe's windows start at the first event (from its
+/// [`cfg`]).
 fn is_first(cfg: u64) -> bool {
     cfg & FIRST_EVENT != 0
 }
@@ -179,6 +180,16 @@ fn is_gcra(cfg: u64) -> bool {
 
 pub(crate) fn is_slots(cfg: u64) -> bool {
     cfg as u32 & 0xf == Algorithm::Slots as u32
+}
+
+/// A hot entry's codec words 0 (algorithm, flags: the meta word's, the
+/// open bit clear) and 1 (the limit, head word [`E_LIMIT`]) as one value.
+#[inline(always)]
+pub(crate) fn cfg(e: &Entry) -> u64 {
+    join(
+        cfg_of_meta(e[E_META].load(Ordering::Relaxed)),
+        e[E_LIMIT].load(Ordering::Relaxed),
+    )
 }
 
 /// A SLOTS `H`'s state bits (generation aside) for these counts, if they
@@ -264,7 +275,7 @@ impl Snap {
                 e.s[S_P0].load(Ordering::Relaxed),
                 e.s[S_P1].load(Ordering::Relaxed),
             ],
-            cfg: e.s[S_CFG].load(Ordering::Relaxed),
+            cfg: cfg(e),
             iv: e.s[S_IV].load(Ordering::Relaxed),
             x: e.s[S_X].load(Ordering::Relaxed),
         }
@@ -321,7 +332,7 @@ impl Snap {
 
     /// The codec's words for this state (`alg`: the entry's algorithm, and
     /// `first_call`, whether its windows start at the first call, as its
-    /// `S_CFG` says; constants on the hot path).
+    /// meta word says; constants on the hot path).
     #[inline(always)]
     fn words(&self, alg: Algorithm, first_call: bool) -> ([u32; BUF_WORDS], Old) {
         let gcra = alg == Algorithm::Gcra;
@@ -336,8 +347,9 @@ impl Snap {
             w[8] = self.x as u32;
         }
         if alg == Algorithm::Slots {
-            // Usage and unmatched releases; no lease (`S_IV` holds the
-            // codec's "no expiry", words 2-3).
+            // Usage and unmatched releases; no lease (the codec's "no
+            // expiry" in words 2-3: a hot SLOTS entry keeps only `H`).
+            (w[2], w[3]) = (u32::MAX, u32::MAX);
             if has_state(false, self.h) {
                 w[6] = (self.h & COUNT) as u32;
                 w[7] = ((self.h >> IDX_SHIFT) & UNMATCHED) as u32;
@@ -439,7 +451,7 @@ impl<'a> Table<'a> {
         fast: impl Fn(&Snap) -> Option<(u64, T)>,
         f: impl FnMut(&mut Cell) -> Result<T, Error>,
     ) -> Result<Option<T>, Error> {
-        let cfg = e.s[S_CFG].load(Ordering::Relaxed);
+        let cfg = cfg(e);
         let alg = cfg as u32 & 0xf;
         let mut first = None;
         if alg == Algorithm::Taildrop as u32 {
@@ -619,9 +631,9 @@ impl<'a> Table<'a> {
                     }
                 }
             }
-            let cfg = join(after[0] & !OPEN_BIT, after[1]);
-            if cfg != snap.cfg {
-                e.s[S_CFG].store(cfg, Ordering::Relaxed);
+            // (Codec word 0 is the entry's for life: only the limit moves.)
+            if after[1] != (snap.cfg >> 32) as u32 {
+                e[E_LIMIT].store(after[1], Ordering::Relaxed);
             }
             if u64::from(after[8]) != snap.x && gcra {
                 e.s[S_X].store(u64::from(after[8]), Ordering::Relaxed);
@@ -650,7 +662,9 @@ impl<'a> Table<'a> {
     pub(crate) fn hot_write(&self, e: &Entry, gen: u32, cell: &Cell) {
         let w = encode(cell);
         let cfg = join(w[0] & !OPEN_BIT, w[1]);
-        e.s[S_CFG].store(cfg, Ordering::Relaxed);
+        // The meta word, with the rest of codec word 0, comes after (the
+        // insert publishes it).
+        e[E_LIMIT].store(w[1], Ordering::Relaxed);
         e.s[S_IV].store(join(w[2], w[3]), Ordering::Relaxed);
         let (x, p0) = if is_gcra(cfg) {
             (u64::from(w[8]), 0)

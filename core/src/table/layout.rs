@@ -6,7 +6,7 @@
 //! header   HEADER_WORDS words (192 bytes)
 //! tags     tag_words(capacity) words: a 16-bit tag per entry, two to a
 //!          word, padded to whole buckets of BUCKET_SLOTS (64 bytes each)
-//! entries  capacity       x ENTRY_WORDS words (160 bytes each): 22 u32
+//! entries  capacity       x ENTRY_WORDS words (128 bytes each): 22 u32
 //!          words, then STATE_WORDS 64-bit words (see word::Entry)
 //! leases   lease_capacity x LEASE_WORDS words (20 bytes each)
 //! ```
@@ -42,9 +42,13 @@ pub(crate) const MAGIC: u32 = u32::from_le_bytes(*b"FGT1");
 /// windows from the first call, the roll count in `H`, starts in `S_P0`
 /// and `S_P1`, the last count in `S_X`, no roll under the lock); version
 /// 7 had 168-byte entries, each locked state buffer in five whole state
-/// words, the last half unused (today: the two buffers back to back in
-/// nine, 160-byte entries).
-pub const LAYOUT_VERSION: u32 = 8;
+/// words, the last half unused; version 8 had 160-byte entries, a hot
+/// entry's algorithm, flags and limit in its first state word and a
+/// locked entry's two buffers of nine codec words in nine state words
+/// (today: the algorithm and flags in the meta word, the limit in the
+/// fourth head word, a locked entry's buffers only what changes, in five
+/// state words, 128-byte entries; see `read_words` in `table/mod.rs`).
+pub const LAYOUT_VERSION: u32 = 9;
 
 /// Entries per bucket: a key may live in any slot of its two buckets.
 pub const BUCKET_SLOTS: usize = 32;
@@ -92,16 +96,17 @@ pub const HEADER_WORDS: usize = H_CTRL + 2 * CTRL_WORDS;
 pub(crate) const E_LOCK: usize = 0;
 pub(crate) const E_META: usize = 1;
 pub(crate) const E_GEN: usize = 2;
+/// The limit (codec word 1): SLOTS max, GCRA rate, a window pipe's limit.
+pub(crate) const E_LIMIT: usize = 3;
 pub(crate) const E_USED: usize = 4; // 2 words
 pub(crate) const E_KEY: usize = 6; // KEY_WORDS words
 pub(crate) const KEY_WORDS: usize = 16;
 /// `u32` words before an entry's state words.
 pub(crate) const ENTRY_HEAD_WORDS: usize = E_KEY + KEY_WORDS;
-/// 64-bit state words of an entry: two buffers of the codec's `BUF_WORDS`
-/// (9) `u32` words, two to a state word, back to back (buffer 0 in `u32`
-/// halves 0 to 8, buffer 1 in halves 9 to 17: state word 4 holds the last
-/// word of one and the first of the other, see `read_words`).
-pub(crate) const STATE_WORDS: usize = (2 * BUF_WORDS).div_ceil(2);
+/// 64-bit state words of an entry: a hot entry's words, or a locked
+/// entry's interval and two buffers of what its operations change (see
+/// `read_words` in `table/mod.rs`).
+pub(crate) const STATE_WORDS: usize = 5;
 /// `u32` words in one entry (its size in bytes is 4 times this), for tools
 /// and tests that read a table's memory: the lock word is the first.
 pub const ENTRY_WORDS: usize = ENTRY_HEAD_WORDS + 2 * STATE_WORDS;
@@ -115,8 +120,10 @@ pub(crate) const L_EXPIRY: usize = 3; // 2 words
 pub const LEASE_WORDS: usize = 5;
 pub(crate) const LEASE_PENDING: u32 = 0x8000_0000;
 
-// Entry meta word: bits 0-1 state, bits 2-8 key length, bits 9-30 hash
-// tag, bit 31 hot (the entry's state is updated lock-free, see hot.rs).
+// Entry meta word: bits 0-1 state, bits 2-8 key length, bits 9-16 the
+// codec's word 0 as the entry keeps it for life (algorithm, first-event
+// anchor, MaxZero; never the open bit), bits 17-30 hash tag, bit 31 hot
+// (the entry's state is updated lock-free, see hot.rs).
 /// A zeroed entry, as a new table's entries start (lookups go by tags,
 /// so only "in use or not" matters).
 #[allow(dead_code)]
@@ -124,12 +131,32 @@ pub(crate) const STATE_EMPTY: u32 = 0;
 pub(crate) const STATE_USED: u32 = 1;
 pub(crate) const STATE_TOMB: u32 = 2;
 
+/// The meta word of a key (state, length, hash tag), without the bits
+/// [`META_CFG`] and [`META_HOT`] add.
 pub(crate) const fn meta(state: u32, len: usize, hash: u64) -> u32 {
-    state | ((len as u32) << 2) | (tag(hash) << 9)
+    state | ((len as u32) << 2) | (tag(hash) << 17)
 }
 
 pub(crate) const fn tag(hash: u64) -> u32 {
-    (hash as u32) >> 10
+    (hash as u32) >> 18
+}
+
+/// Where the meta word keeps the codec's word 0.
+pub(crate) const META_CFG_SHIFT: u32 = 9;
+/// The meta word's bits of the codec's word 0.
+pub(crate) const META_CFG: u32 = 0xff << META_CFG_SHIFT;
+/// Codec word 0's open bit: the state's, never kept in the meta word.
+pub(crate) const CFG_OPEN: u32 = 1 << 5;
+
+/// Meta bits for codec word 0 `w0` (its open bit aside).
+pub(crate) const fn meta_cfg(w0: u32) -> u32 {
+    ((w0 & 0xff & !CFG_OPEN) << META_CFG_SHIFT) & META_CFG
+}
+
+/// Codec word 0 as meta word `m` keeps it (the open bit clear).
+#[inline(always)]
+pub(crate) const fn cfg_of_meta(m: u32) -> u32 {
+    (m & META_CFG) >> META_CFG_SHIFT
 }
 
 /// Meta bit 31: the entry's state is hot (lock-free, see hot.rs).
@@ -160,8 +187,8 @@ pub const fn bytes_for(capacity: usize, lease_capacity: usize) -> Option<usize> 
     words.checked_mul(4)
 }
 
-const _: () = assert!(ENTRY_WORDS * 4 == 160);
-const _: () = assert!(BUF_WORDS % 2 == 1 && STATE_WORDS == 2 * (BUF_WORDS / 2) + 1);
+const _: () = assert!(ENTRY_WORDS * 4 == 128);
+const _: () = assert!(BUF_WORDS == 9);
 const _: () = assert!(ENTRY_HEAD_WORDS.is_multiple_of(2));
 const _: () = assert!(HEADER_WORDS * 4 <= 192);
 

@@ -196,15 +196,15 @@ impl<'a> Table<'a> {
             .count()
     }
 
-    /// If entry `idx` is in use and holds `k` (meta word `want`, hot bit
-    /// aside): its generation, read before its meta word and key, and its
-    /// meta word.
+    /// If entry `idx` is in use and holds `k` (meta word `want`, the hot
+    /// bit and the algorithm's bits aside): its generation, read before
+    /// its meta word and key, and its meta word.
     #[inline(always)]
     fn holds(&self, idx: usize, k: &Key, want: u32) -> Option<(u32, u32)> {
         let e = self.entries.get(idx)?;
         let gen = e[E_GEN].load(Ordering::Acquire);
         let m = e[E_META].load(Ordering::Acquire);
-        (m & !META_HOT == want && same_key(e, k)).then_some((gen, m))
+        (m & !(META_HOT | META_CFG) == want && same_key(e, k)).then_some((gen, m))
     }
 
     /// The slot holding `k` among the two of tag word `w` (slots `first`
@@ -242,7 +242,7 @@ impl<'a> Table<'a> {
 
     #[inline(always)]
     pub(crate) fn matches(&self, idx: usize, k: &Key, m: u32) -> bool {
-        m & !META_HOT == meta(STATE_USED, k.len(), k.hash)
+        m & !(META_HOT | META_CFG) == meta(STATE_USED, k.len(), k.hash)
             && self.entries.get(idx).is_some_and(|e| same_key(e, k))
     }
 

@@ -15,25 +15,27 @@
 //!   buffer; it must be aligned to 8 bytes. A header (magic, layout version,
 //!   capacity, entry and lease sizes) lets `attach` refuse memory that holds
 //!   no table ([`Error::NotATable`]) or another layout ([`Error::LayoutMismatch`]):
-//!   files made by floodgate before layout version 7 (version 1: linear
+//!   files made by floodgate before layout version 9 (version 1: linear
 //!   probing; version 2: every operation locked; version 3: SLOTS and
 //!   first-call interval limits locked, which later versions keep hot;
 //!   version 4: first-call interval limits rolled under the lock, with
 //!   their words in other places; version 5: a pipe's first window opened
 //!   under the lock, a new pipe's words set for that; version 6: aligned
-//!   pipes kept window indices and records, and rolled far under the lock)
-//!   are refused; delete them and let the next user create a new table.
+//!   pipes kept window indices and records, and rolled far under the lock;
+//!   versions 7 and 8: 168- and 160-byte entries, whose locked buffers
+//!   held all nine codec words) are refused; delete them and let the next
+//!   user create a new table.
 //!
 //! # Entries
 //! Keys are byte strings of 1 to [`MAX_KEY_LEN`] (64) bytes: IPv6 address and
 //! port, pipe names, realm/resource pairs; any bytes, NUL included. Each entry
 //! holds one [`Limiter`] of any algorithm with its
 //! parameters, so pipes of different algorithms share a table. An entry takes
-//! 160 bytes: lock, meta word, generation, a spare word, last use, the
-//! 64-byte key and 72 bytes of state: two 36-byte buffers back to back (a
-//! locked entry) or the hot words (the first 48 bytes, see [`hot`]); its
-//! tag 2 bytes more; a lease record takes 20 bytes. The header takes 192
-//! bytes.
+//! 128 bytes: lock, meta word (with the algorithm and flags), generation,
+//! limit, last use, the 64-byte key and 40 bytes of state: the hot words
+//! (see [`hot`]) or a locked entry's two buffers of what its operations
+//! change (`read_words`); its tag 2 bytes more; a lease record takes 20
+//! bytes. The header takes 192 bytes.
 //!
 //! # Placement: two buckets, tags apart
 //! A keyed hash seeded at init (not cryptographic: seed it randomly so that
@@ -334,49 +336,108 @@ fn write_buffer(e: &Entry, buf: usize, cell: &Cell) {
     write_words(e, buf, &encode(cell));
 }
 
-/// State word [`SHARED`] holds buffer 0's last codec word (low half) and
-/// buffer 1's first (high half): the buffers' nine words each lie back to
-/// back, buffer 0 in state words 0 to 4, buffer 1 in 4 to 8.
-const SHARED: usize = BUF_WORDS / 2;
+/// A locked entry's state words. What never changes in an entry's life
+/// (the algorithm and flags: meta word; a window's interval or a GCRA's
+/// period: state word 0) is kept once, the limit once (head word
+/// [`E_LIMIT`], written before the commit: see below), and each buffer
+/// holds only what an operation changes:
+///
+/// | kind | word 0 | words 1-2 | words 3-4 |
+/// | --- | --- | --- | --- |
+/// | window pipes | interval | buffer 0: start (`u64::MAX`: not open); count, last count | buffer 1, the same |
+/// | GCRA | period | buffer 0: TAT; burst | buffer 1, the same |
+/// | SLOTS | buffer 0: earliest lease expiry | buffer 0: leases, usage; unmatched (low half of word 2) | buffer 1 from the high half of word 2: the same five |
+///
+/// No window starts at `u64::MAX` (see `window.rs`), so a closed window
+/// needs no bit of its own; RED's load is the last count over the limit,
+/// as a check computes it. A SLOTS buffer 0 keeps its leases (fewer than
+/// 2^24, [`MAX_CAPACITY`]) where a hot SLOTS entry kept `H` (word 1's low
+/// half): that `H` never looks open again, so a caller that still thinks
+/// the entry hot takes the locked path (`hot/convert.rs`). The SLOTS
+/// buffers share word [`SHARED`]: the writer of one keeps the other's
+/// half, so the committed buffer never changes, whenever the writer dies.
+///
+/// The limit is not in the buffers: a writer killed after storing a new
+/// limit and before its commit leaves the new limit with the old state,
+/// as if the limit had been set and the rest of the operation not run.
+const SHARED: usize = 2;
 
 /// The codec words in buffer `buf` (0 or 1) of a locked entry.
 #[inline(always)]
 fn read_words(e: &Entry, buf: usize) -> [u32; BUF_WORDS] {
     let at = |i: usize| split(e.s[i].load(Ordering::Relaxed));
     let mut w = [0u32; BUF_WORDS];
-    if buf & 1 == 0 {
-        for i in 0..SHARED {
-            (w[2 * i], w[2 * i + 1]) = at(i);
-        }
-        w[BUF_WORDS - 1] = at(SHARED).0;
-    } else {
-        w[0] = at(SHARED).1;
-        for i in 0..SHARED {
-            (w[2 * i + 1], w[2 * i + 2]) = at(SHARED + 1 + i);
-        }
+    w[0] = cfg_of_meta(e[E_META].load(Ordering::Relaxed));
+    w[1] = e[E_LIMIT].load(Ordering::Relaxed);
+    let alg = w[0] & 0xf;
+    if alg == Algorithm::Slots as u32 {
+        let (a, b, c) = if buf & 1 == 0 {
+            (at(0), at(1), at(SHARED).0)
+        } else {
+            let (_, x) = at(SHARED);
+            let (y, l) = at(3);
+            let (u, m) = at(4);
+            ((x, y), (l, u), m)
+        };
+        (w[2], w[3]) = a;
+        (w[8], w[6]) = b;
+        w[7] = c;
+        return w;
+    }
+    (w[2], w[3]) = at(0);
+    let b = 1 + 2 * (buf & 1);
+    let start = e.s[b].load(Ordering::Relaxed);
+    let (lo, hi) = at(b + 1);
+    if alg == Algorithm::Gcra as u32 {
+        (w[4], w[5]) = split(start);
+        w[8] = lo;
+        return w;
+    }
+    if start != u64::MAX {
+        w[0] |= CFG_OPEN;
+        (w[4], w[5]) = split(start);
+    }
+    (w[6], w[7]) = (lo, hi);
+    if alg == Algorithm::Red as u32 {
+        w[8] = hi.checked_div(w[1]).unwrap_or(0);
     }
     w
 }
 
-/// Writes codec words `w` into buffer `buf` (0 or 1) of a locked entry.
-/// The state word it shares with the other buffer keeps that buffer's
-/// half: the lock holder writes the same value back, so the committed
-/// buffer never changes, whenever the writer dies.
+/// Writes codec words `w` into buffer `buf` (0 or 1) of a locked entry
+/// (see [`SHARED`] for where), and the limit into its head word.
 #[inline(always)]
 fn write_words(e: &Entry, buf: usize, w: &[u32; BUF_WORDS]) {
     let set = |i: usize, v: u64| e.s[i].store(v, Ordering::Relaxed);
-    let (lo, hi) = split(e.s[SHARED].load(Ordering::Relaxed));
-    if buf & 1 == 0 {
-        for i in 0..SHARED {
-            set(i, join(w[2 * i], w[2 * i + 1]));
+    e[E_LIMIT].store(w[1], Ordering::Relaxed);
+    let alg = w[0] & 0xf;
+    if alg == Algorithm::Slots as u32 {
+        let (lo, hi) = split(e.s[SHARED].load(Ordering::Relaxed));
+        if buf & 1 == 0 {
+            set(0, join(w[2], w[3]));
+            set(1, join(w[8], w[6]));
+            set(SHARED, join(w[7], hi));
+        } else {
+            set(SHARED, join(lo, w[2]));
+            set(3, join(w[3], w[8]));
+            set(4, join(w[6], w[7]));
         }
-        set(SHARED, join(w[BUF_WORDS - 1], hi));
-    } else {
-        set(SHARED, join(lo, w[0]));
-        for i in 0..SHARED {
-            set(SHARED + 1 + i, join(w[2 * i + 1], w[2 * i + 2]));
-        }
+        return;
     }
+    set(0, join(w[2], w[3]));
+    let b = 1 + 2 * (buf & 1);
+    if alg == Algorithm::Gcra as u32 {
+        set(b, join(w[4], w[5]));
+        set(b + 1, u64::from(w[8]));
+        return;
+    }
+    let start = if w[0] & CFG_OPEN != 0 {
+        join(w[4], w[5])
+    } else {
+        u64::MAX
+    };
+    set(b, start);
+    set(b + 1, join(w[6], w[7]));
 }
 
 impl Drop for Guard<'_> {
@@ -635,8 +696,9 @@ impl<'a> Table<'a> {
         // over (its meta word does not match) and eviction reuses.
         self.set_tag(g.idx, tag16(k.hash));
         let hot_bit = if hot { META_HOT } else { 0 };
+        let cfg = meta_cfg(encode(cell)[0]);
         e[E_META].store(
-            meta(STATE_USED, k.len(), k.hash) | hot_bit,
+            meta(STATE_USED, k.len(), k.hash) | cfg | hot_bit,
             Ordering::Release,
         );
         word::gen_end(e);

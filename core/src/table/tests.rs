@@ -47,7 +47,7 @@ fn size_for_and_region_errors() {
     let c = cfg(4);
     let need = Table::size_for(&c).unwrap();
     // Header, one bucket of tags (64 bytes), entries, lease records.
-    assert_eq!(need, 192 + 64 + 4 * 160 + 4 * 20);
+    assert_eq!(need, 192 + 64 + 4 * 128 + 4 * 20);
     let mut mem = region(need + 16);
     let bytes = as_bytes(&mut mem);
     assert_eq!(bytes.len(), need + 16);
@@ -93,8 +93,10 @@ fn attach_sees_the_same_table_and_refuses_other_layouts() {
     // first-call limits rolled under the lock, 5, whose pipes opened their
     // first window under the lock, 6, whose aligned pipes rolled 2^15
     // windows or more under the lock (and kept window indices), 7, whose
-    // entries were 168 bytes (a gap after each state buffer), and 9.
-    for v in [1, 2, 3, 4, 5, 6, 7, 9] {
+    // entries were 168 bytes (a gap after each state buffer), 8, whose
+    // entries were 160 bytes (the algorithm and limit in a state word,
+    // locked buffers of nine codec words), and 10.
+    for v in [1, 2, 3, 4, 5, 6, 7, 8, 10] {
         as_bytes(&mut mem)[4] = v;
         assert_eq!(
             Table::attach(as_bytes(&mut mem), Owner::SINGLE_PROCESS).unwrap_err(),
@@ -865,23 +867,58 @@ fn a_holder_dying_while_deleting_an_entry_leaks_no_lease_record() {
 }
 
 #[test]
-fn the_two_buffers_share_a_word_and_neither_writes_the_others_half() {
-    let e = Entry::zero();
-    let a: [u32; BUF_WORDS] = core::array::from_fn(|i| 0x1000 + i as u32);
-    let b: [u32; BUF_WORDS] = core::array::from_fn(|i| 0x2000 + i as u32);
-    let c: [u32; BUF_WORDS] = core::array::from_fn(|i| 0x3000 + i as u32);
-    super::write_words(&e, 0, &a);
-    super::write_words(&e, 1, &b);
-    assert_eq!((super::read_words(&e, 0), super::read_words(&e, 1)), (a, b));
-    // State word 4 holds buffer 0's last word and buffer 1's first.
-    let shared = e.s[4].load(Ordering::Relaxed);
-    assert_eq!(shared, u64::from(a[8]) | (u64::from(b[0]) << 32));
-    // Rewriting either buffer leaves the other whole.
-    super::write_words(&e, 0, &c);
-    assert_eq!((super::read_words(&e, 0), super::read_words(&e, 1)), (c, b));
-    super::write_words(&e, 1, &a);
-    assert_eq!((super::read_words(&e, 0), super::read_words(&e, 1)), (c, a));
-    // Nine state words in all: the entry ends where buffer 1 does.
-    assert_eq!(STATE_WORDS, 9);
-    assert_eq!(core::mem::size_of::<Entry>(), 160);
+fn each_buffer_keeps_what_changes_and_neither_writes_the_others() {
+    let epoch = 12_345;
+    let windows = [
+        Window::aligned(1000, epoch).unwrap(),
+        Window::first_event(777).unwrap(),
+    ];
+    for window in windows {
+        for a in Algorithm::ALL {
+            let limit = if a == Algorithm::Feedback { 50 } else { 7 };
+            let mut l = Limiter::new(a, limit, window).unwrap();
+            // A fresh state (no window open yet), then after events.
+            let mut cells = [Cell::new(l); 3];
+            let mut now = epoch;
+            for c in cells.iter_mut() {
+                *c = Cell::new(l);
+                for _ in 0..3 {
+                    let _ = l.check(now, &Shared::default());
+                    now += 700;
+                }
+            }
+            if a == Algorithm::Slots {
+                for (i, c) in cells.iter_mut().enumerate() {
+                    let i = i as u32;
+                    c.limiter = Limiter::Slots(Slots {
+                        max: 7,
+                        usage: 10 + i,
+                        unmatched: 20 + i,
+                    });
+                    c.leased = 1 + i;
+                    c.next_expiry = 0x1_0000_0005 + u64::from(i);
+                }
+            }
+            let e = Entry::zero();
+            let m = meta(STATE_USED, 3, 0) | meta_cfg(encode(&cells[0])[0]);
+            e[E_META].store(m, Ordering::Relaxed);
+            let read = |b: usize| decode(&super::read_words(&e, b), epoch);
+            write_buffer(&e, 0, &cells[0]);
+            write_buffer(&e, 1, &cells[1]);
+            assert_eq!((read(0), read(1)), (Ok(cells[0]), Ok(cells[1])), "{a:?}");
+            // Rewriting either buffer leaves the other whole.
+            write_buffer(&e, 0, &cells[2]);
+            assert_eq!((read(0), read(1)), (Ok(cells[2]), Ok(cells[1])), "{a:?}");
+            write_buffer(&e, 1, &cells[0]);
+            assert_eq!((read(0), read(1)), (Ok(cells[2]), Ok(cells[0])), "{a:?}");
+            if a == Algorithm::Slots {
+                // Buffer 0's leases where a hot entry kept `H`: not open.
+                let h = e.s[hot::S_H].load(Ordering::Relaxed);
+                assert_eq!(h, 3 | (12 << 32));
+            }
+        }
+    }
+    // Five state words in all.
+    assert_eq!(STATE_WORDS, 5);
+    assert_eq!(core::mem::size_of::<Entry>(), 128);
 }

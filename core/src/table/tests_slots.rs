@@ -181,8 +181,9 @@ fn a_converter_killed_after_its_commit_leaves_a_locked_entry() {
         assert_eq!(counts(&t, b"s"), (1, 1));
         assert_eq!(t.acquire(b"s", 5, 0), Ok(SlotVerdict::Acquired));
         assert_eq!(lock::holder(&e[E_LOCK]), 0);
-        // That commit wrote buffer 0, and with it 0 in H's word.
-        assert_eq!(e.s[S_H].load(Ordering::Relaxed), 0);
+        // That commit wrote buffer 0, and with it its leases (0, in the
+        // low half: the open bit clear) and usage (2) in H's word.
+        assert_eq!(e.s[S_H].load(Ordering::Relaxed), 2 << 32);
         assert_eq!(
             stale(&t),
             Ok(None),

@@ -1,6 +1,6 @@
 //! The 64-bit words of an entry's state, and the entry itself.
 //!
-//! An entry is four `u32` words (lock, meta, generation, a spare), a 64-bit
+//! An entry is four `u32` words (lock, meta, generation, limit), a 64-bit
 //! word of last use, 16 `u32` words of key and [`STATE_WORDS`] 64-bit words
 //! of limiter state. Where the target has
 //! 64-bit atomics, a state word is an `AtomicU64`: the lock-free hot path
@@ -95,7 +95,7 @@ impl W64 {
 /// array of words that any process may map.
 #[repr(C)]
 pub struct Entry {
-    /// Lock, meta, generation, a spare word.
+    /// Lock, meta, generation, limit.
     pub(crate) w: [AtomicU32; E_USED],
     /// Last use (ns): the insert's time, a GCRA's last check, a window
     /// pipe's last roll (see [`hot`](super::hot)).
@@ -168,7 +168,7 @@ impl core::fmt::Debug for Entry {
 impl core::ops::Index<usize> for Entry {
     type Output = AtomicU32;
 
-    /// Word `i` of the first four (lock, meta, generation, spare). Only
+    /// Word `i` of the first four (lock, meta, generation, limit). Only
     /// ever called with those constants.
     #[inline(always)]
     fn index(&self, i: usize) -> &AtomicU32 {

@@ -18,7 +18,8 @@
 //!    without the lock changes the state: they see the bit and take the
 //!    locked path, which waits for this holder.
 //! 2. Write the state `H` held into buffer 1, whose words (the high half
-//!    of state word 4, then 5 to 8) a hot SLOTS entry does not use.
+//!    of state word 2, then 3 and 4) a hot SLOTS entry does not use (it
+//!    uses only `H`, word 1).
 //! 3. Commit buffer 1 in the lock word while keeping the lock
 //!    (`lock::commit_held`).
 //! 4. Clear the entry's hot bit (meta word).
@@ -32,11 +33,13 @@
 //! read.
 //!
 //! A caller without the lock that read the hot bit before step 4 reads
-//! `H` (word 2) afterwards: the frozen `H`, or, once a later commit
-//! wrote buffer 0, the SLOTS codec's words 4-5, which are always 0. A
-//! SLOTS `H` that is not open (dead, or 0) sends every caller to the
-//! locked path, which reads the buffers; a hot SLOTS `H` is always open,
-//! so no swap from a value read before the conversion can land after it.
+//! `H` (word 1) afterwards: the frozen `H`, or, once a later commit wrote
+//! buffer 0, that buffer's leases (low half) and usage, and the leases
+//! (fewer than 2^24, `MAX_CAPACITY`) leave `H`'s open bit (31) clear. A
+//! SLOTS `H` that is not open (dead, or any other) sends every caller to
+//! the locked path, which reads the buffers; a hot SLOTS `H` is always
+//! open, so no swap from a value read before the conversion can land
+//! after it.
 
 use super::super::layout::{E_LOCK, E_META, META_HOT};
 use super::super::lock::{self, Ordering};

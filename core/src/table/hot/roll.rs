@@ -110,7 +110,7 @@
 
 use super::{
     is_first, is_gcra, is_slots, Snap, COUNT, FROZEN, GEN_BITS, IDX_MASK, IDX_SHIFT, OPEN, RETRIES,
-    S_CFG, S_H, S_IV, S_P0, S_P1, S_X, UNCLAIMED,
+    S_H, S_IV, S_P0, S_P1, S_X, UNCLAIMED,
 };
 use crate::table::lock::{fence_acquire, Ordering};
 use crate::table::word::{Entry, W64};
@@ -197,12 +197,12 @@ pub(super) fn roll_first(e: &Entry, snap: Snap, start: u64) -> bool {
 }
 
 /// Finishes the roll that `h`, a window pipe's `H` with the rolling bit,
-/// marks, whichever its anchor (read from `S_CFG`, the entry's for as long
+/// marks, whichever its anchor (read from the meta word, the entry's for as long
 /// as its generation, which `h` carries, holds).
 #[cold]
 #[inline(never)]
 pub(super) fn finish(e: &Entry, h: u64) {
-    if is_first(e.s[S_CFG].load(Ordering::Relaxed)) {
+    if is_first(super::cfg(e)) {
         finish_first(e, h);
     } else {
         finish_aligned(e, h);
@@ -400,7 +400,7 @@ impl Table<'_> {
     /// finished.
     pub(crate) fn hot_recover(&self, e: &Entry) {
         let h = e.s[S_H].load(Ordering::Acquire);
-        let cfg = e.s[S_CFG].load(Ordering::Relaxed);
+        let cfg = super::cfg(e);
         if is_gcra(cfg) || h & FROZEN == 0 {
             return;
         }
