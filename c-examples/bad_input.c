@@ -415,8 +415,8 @@ int main(void) {
         c.capacity = 1u << 24;
         c.lease_capacity = 0;
         CODE("fg_table_bytes(capacity 2^24) is fine", fg_table_bytes(&c, &n), FG_OK);
-        EXPECT("  bytes for 2^24 entries (192 + (2 + 128) x 2^24: header, tags, entries)", n,
-               192 + 130ull * (1u << 24));
+        EXPECT("  bytes for 2^24 entries (192 + (2 + 120) x 2^24: header, tags, entries)", n,
+               192 + 122ull * (1u << 24));
     }
 
     /* ---- region too small, misaligned, not a table, another layout ---------------- */

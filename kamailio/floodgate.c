@@ -25,7 +25,7 @@
  *
  * Modparams (module name "floodgate"):
  *   hash_size       log2 of the table's capacity in pipes (default 10: 1024
- *                   pipes, 130 KiB of shm). pipelimit's hash_size is the
+ *                   pipes, 122 KiB of shm). pipelimit's hash_size is the
  *                   log2 of its bucket count with unbounded chains; here it
  *                   bounds the number of pipes (size it for 90% load:
  *                   inserts can fail from about 92% when no pipe is idle).

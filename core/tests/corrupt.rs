@@ -50,11 +50,11 @@ const HEADER_LOCKS: [usize; 2] = [12, 13];
 /// Header bytes holding the magic number and the layout (words 0 to 5).
 const LAYOUT_BYTES: usize = 24;
 /// Where an entry's limiter state starts, and its `u32` words (the
-/// layout's: lock, meta, generation, limit, last use, 16 key words; then
+/// layout's: lock, meta, generation, limit, 16 key words; then
 /// five 64-bit state words: a hot entry's words, meta bit 31, or a locked
 /// entry's interval and two buffers, whose committed one bit 31 of the
 /// lock word names, see `read_words` in `core/src/table/mod.rs`).
-const STATE_WORD: usize = 22;
+const STATE_WORD: usize = 20;
 const STATE_WORDS: usize = 10;
 const _: () = assert!(STATE_WORD + STATE_WORDS == ENTRY_WORDS);
 

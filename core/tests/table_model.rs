@@ -393,8 +393,6 @@ enum Kind {
 #[derive(Debug, Clone)]
 struct ModelEntry {
     kind: Kind,
-    /// `now` of the last operation that used the entry (for `clean_unused`).
-    last_used: u64,
     /// Which incarnation of the key this is (leases die with it).
     id: u64,
 }
@@ -418,7 +416,6 @@ fn interval_call(e: &mut ModelEntry, max: i32, now: u64) -> Result<Verdict, Erro
     };
     l.set_max(max);
     let v = l.check(now);
-    e.last_used = now;
     Ok(v)
 }
 
@@ -488,7 +485,6 @@ impl Model {
         self.next_id += 1;
         let e = ModelEntry {
             kind,
-            last_used: now,
             id: self.next_id,
         };
         assert!(self.entries.insert(key.to_vec(), e).is_none());
@@ -610,7 +606,6 @@ impl Model {
             return Err(Error::WrongAlgorithm);
         };
         let v = l.check(now, &shared)?;
-        e.last_used = now;
         Ok(v)
     }
 
@@ -640,7 +635,6 @@ impl Model {
                         l.set_limit(limit)?;
                     }
                     let v = l.check(now, &shared)?;
-                    e.last_used = now;
                     (v, l.algorithm() == Algorithm::Feedback && limit > 0)
                 }
             },
@@ -698,7 +692,6 @@ impl Model {
                     self.renew(key);
                 }
                 let e = self.entry(key)?;
-                e.last_used = now;
             }
         }
         if algorithm == Algorithm::Feedback {
@@ -733,7 +726,6 @@ impl Model {
         if let Kind::Rate(l) = &mut e.kind {
             l.reset();
         }
-        e.last_used = now;
         Ok(())
     }
 
@@ -798,7 +790,6 @@ impl Model {
         } else {
             SlotVerdict::Refused
         };
-        e.last_used = now;
         Ok(v)
     }
 
@@ -816,7 +807,6 @@ impl Model {
             s.plain -= 1;
             Release::Released
         };
-        e.last_used = now;
         Ok(r)
     }
 
@@ -827,7 +817,6 @@ impl Model {
             return Err(Error::WrongAlgorithm);
         };
         let u = s.plain + leased;
-        e.last_used = now;
         Ok(u)
     }
 
@@ -850,7 +839,6 @@ impl Model {
         };
         s.max = max;
         if !has_room(max, s.plain + leased) {
-            e.last_used = now;
             return Ok(None);
         }
         // Every record held (expired ones of other entries too).
@@ -858,7 +846,6 @@ impl Model {
             return Err(Error::LeasesFull);
         }
         let e = self.entry(key)?;
-        e.last_used = now;
         Ok(Some(ModelLease { entry: id, expires }))
     }
 
@@ -878,7 +865,6 @@ impl Model {
             .values_mut()
             .find(|e| e.id == l.entry)
             .expect("a held lease's entry exists");
-        e.last_used = now;
         LeaseRelease::Released
     }
 
@@ -965,15 +951,15 @@ impl Model {
                 None
             }
         };
-        for m in members {
-            self.entry(m)?.last_used = now;
-        }
         Ok(Some((i, lease)))
     }
 
     /// Deletes every pipe (not SLOTS holding slots) last used in window `w`
     /// once the current window is `w + intervals + 1` or later, windows
     /// counted from the epoch in the pipe's own interval (SLOTS: the table's).
+    /// No record of a last use is kept: a pipe was last used when its last
+    /// window started, a GCRA at its TAT less one emission interval, and a
+    /// SLOTS entry holding nothing at 0 (it goes at once).
     fn clean_unused(&mut self, intervals: u32, now: u64) -> usize {
         if intervals == 0 {
             return 0;
@@ -989,7 +975,15 @@ impl Model {
                     .map_or(self.interval, |c| c.window().interval()),
             };
             let window_of = |t: u64| u128::from(t.saturating_sub(self.epoch) / interval);
-            let due = window_of(e.last_used) + u128::from(intervals) + 1;
+            let last = match &e.kind {
+                Kind::Slots(_) => 0,
+                Kind::Rate(Limiter::Gcra(g)) => g.tat().saturating_sub(g.emission_interval()),
+                Kind::Rate(l) => l
+                    .window_counter()
+                    .and_then(|c| c.state().start())
+                    .unwrap_or(0),
+            };
+            let due = window_of(last) + u128::from(intervals) + 1;
             if window_of(now) >= due {
                 gone.push(k.clone());
             }

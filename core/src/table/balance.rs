@@ -200,9 +200,6 @@ impl Table<'_> {
                 if due[i] {
                     leases::apply_reclaim(self, g.idx, g.gen(), now);
                 }
-                if verdict != Balanced::Full {
-                    g.touch(now);
-                }
                 g.commit(&cell);
             }
         }

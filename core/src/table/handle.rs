@@ -96,7 +96,7 @@ impl<'a> Table<'a> {
         self.through(
             handle,
             #[inline(always)]
-            |e| self.hot_update::<_, false>(e, handle.gen, now, true, run),
+            |e| self.hot_update::<_, false>(e, handle.gen, now, run),
             |g| self.update(g, now, run),
         )
     }

@@ -417,8 +417,7 @@ fn pack(
 
 impl<'a> Table<'a> {
     /// Runs `f` on hot entry `e` (of generation `gen`) as of `now`,
-    /// lock-free, and commits what it changed; with `touch`, records `now`
-    /// as the entry's last use (every operation but a read does).
+    /// lock-free, and commits what it changed.
     /// `Ok(None)`: the entry is dead or no longer of generation `gen`, or a
     /// SLOTS entry must become a locked one or is becoming one: take the
     /// locked path, which looks again. `LOCKED`: the caller holds the
@@ -431,10 +430,9 @@ impl<'a> Table<'a> {
         e: &Entry,
         gen: u32,
         now: u64,
-        touch: bool,
         f: impl FnMut(&mut Cell) -> Result<T, Error>,
     ) -> Result<Option<T>, Error> {
-        self.hot_update_fast::<T, LOCKED>(e, gen, now, touch, |_| None, f)
+        self.hot_update_fast::<T, LOCKED>(e, gen, now, |_| None, f)
     }
 
     /// [`Table::hot_update`] with a shortcut for TAILDROP entries: `fast`,
@@ -447,7 +445,6 @@ impl<'a> Table<'a> {
         e: &Entry,
         gen: u32,
         now: u64,
-        touch: bool,
         fast: impl Fn(&Snap) -> Option<(u64, T)>,
         f: impl FnMut(&mut Cell) -> Result<T, Error>,
     ) -> Result<Option<T>, Error> {
@@ -462,9 +459,6 @@ impl<'a> Table<'a> {
             match same_gen.then(|| fast(&snap)).flatten() {
                 Some((h, out)) => {
                     if e.s[S_H].cas(snap.h, h).is_ok() {
-                        if touch {
-                            e.used.store(now, Ordering::Relaxed);
-                        }
                         return Ok(Some(out));
                     }
                     // As hot_run's failed swap: read again.
@@ -478,9 +472,9 @@ impl<'a> Table<'a> {
                     // Windows from the first call: their own code (the
                     // anchor, like the algorithm, is the entry's for as
                     // long as its generation holds).
-                    x if x == Algorithm::Interval as u32 && is_first(cfg) => self.hot_run::<T, LOCKED, false>(e, gen, now, touch, Algorithm::Interval, true, first, f),
-                    $(x if x == Algorithm::$a as u32 => self.hot_run::<T, LOCKED, false>(e, gen, now, touch, Algorithm::$a, false, first, f),)*
-                    x if x == Algorithm::Slots as u32 => self.hot_run::<T, LOCKED, false>(e, gen, now, touch, Algorithm::Slots, false, first, f),
+                    x if x == Algorithm::Interval as u32 && is_first(cfg) => self.hot_run::<T, LOCKED, false>(e, gen, now, Algorithm::Interval, true, first, f),
+                    $(x if x == Algorithm::$a as u32 => self.hot_run::<T, LOCKED, false>(e, gen, now, Algorithm::$a, false, first, f),)*
+                    x if x == Algorithm::Slots as u32 => self.hot_run::<T, LOCKED, false>(e, gen, now, Algorithm::Slots, false, first, f),
                     _ => Err(Error::Corrupt),
                 }
             };
@@ -501,12 +495,11 @@ impl<'a> Table<'a> {
         e: &Entry,
         gen: u32,
         now: u64,
-        touch: bool,
         alg: Algorithm,
         first_call: bool,
         f: impl FnMut(&mut Cell) -> Result<T, Error>,
     ) -> Result<Option<T>, Error> {
-        self.hot_run::<T, LOCKED, true>(e, gen, now, touch, alg, first_call, None, f)
+        self.hot_run::<T, LOCKED, true>(e, gen, now, alg, first_call, None, f)
     }
 
     /// One hot operation: the loop of [`Table::hot_update_fast`]. `FIRST`:
@@ -518,7 +511,6 @@ impl<'a> Table<'a> {
         e: &Entry,
         gen: u32,
         now: u64,
-        touch: bool,
         alg: Algorithm,
         first_call: bool,
         mut first: Option<(Snap, bool)>,
@@ -581,7 +573,7 @@ impl<'a> Table<'a> {
                 // nothing: `SlidingWindow::check`).
                 (Some(start), None) => match h & COUNT {
                     1 if !FIRST => {
-                        return self.hot_open::<T, LOCKED>(e, gen, now, touch, alg, first_call, f);
+                        return self.hot_open::<T, LOCKED>(e, gen, now, alg, first_call, f);
                     }
                     1 => {
                         if !roll::open(e, snap.h, start) {
@@ -637,9 +629,6 @@ impl<'a> Table<'a> {
             }
             if u64::from(after[8]) != snap.x && gcra {
                 e.s[S_X].store(u64::from(after[8]), Ordering::Relaxed);
-            }
-            if touch {
-                e.used.store(now, Ordering::Relaxed);
             }
             return Ok(Some(out));
         }

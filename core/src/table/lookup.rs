@@ -261,11 +261,10 @@ impl<'a> Table<'a> {
         &self,
         k: &Key,
         now: u64,
-        touch: bool,
         f: impl FnMut(&mut super::codec::Cell) -> Result<T, Error>,
     ) -> Result<Option<T>, Error> {
         match self.hot_entry(k) {
-            Some((e, gen)) => self.hot_update::<_, false>(e, gen, now, touch, f),
+            Some((e, gen)) => self.hot_update::<_, false>(e, gen, now, f),
             None => Ok(None),
         }
     }
@@ -288,7 +287,7 @@ impl<'a> Table<'a> {
             let Some((e, gen)) = self.hot_of(found) else {
                 return Ok(Hot::Look);
             };
-            return Ok(match self.hot_update::<_, false>(e, gen, now, true, f)? {
+            return Ok(match self.hot_update::<_, false>(e, gen, now, f)? {
                 Some(v) => Hot::Done(v),
                 None => Hot::Look,
             });

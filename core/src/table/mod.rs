@@ -31,8 +31,8 @@
 //! port, pipe names, realm/resource pairs; any bytes, NUL included. Each entry
 //! holds one [`Limiter`] of any algorithm with its
 //! parameters, so pipes of different algorithms share a table. An entry takes
-//! 128 bytes: lock, meta word (with the algorithm and flags), generation,
-//! limit, last use, the 64-byte key and 40 bytes of state: the hot words
+//! 120 bytes: lock, meta word (with the algorithm and flags), generation,
+//! limit, the 64-byte key and 40 bytes of state: the hot words
 //! (see [`hot`]) or a locked entry's two buffers of what its operations
 //! change (`read_words`); its tag 2 bytes more; a lease record takes 20
 //! bytes. The header takes 192 bytes.
@@ -130,8 +130,9 @@
 //!
 //! # When full
 //! An insert with no free slot in its two buckets evicts an idle entry (no
-//! slot held, its window over), the least recently used of at most
-//! [`EVICT_CANDIDATES`] (3, as nginx) found in those buckets; if none is idle
+//! slot held, its window over), the least recently active (the oldest last
+//! window, see `last_active`) of at most [`EVICT_CANDIDATES`] (3, as
+//! nginx) found in those buckets; if none is idle
 //! it fails with [`Error::Full`] and changes nothing. The caller decides
 //! whether to pass or drop. Size a table for 90% of its capacity: with no
 //! entry idle, inserts first fail at 92% to 98% load (above).
@@ -311,15 +312,6 @@ impl Guard<'_> {
         self.e[E_GEN].load(Ordering::Relaxed)
     }
 
-    #[inline(always)]
-    fn touch(&self, now: u64) {
-        self.e.used.store(now, Ordering::Relaxed);
-    }
-
-    fn last_used(&self) -> u64 {
-        self.e.used.load(Ordering::Relaxed)
-    }
-
     /// Writes `cell` into the other buffer and commits it by unlocking.
     #[inline(always)]
     fn commit(self, cell: &Cell) {
@@ -327,6 +319,24 @@ impl Guard<'_> {
         write_buffer(self.e, next, cell);
         lock::unlock(&self.e[E_LOCK], next as u32);
         core::mem::forget(self);
+    }
+}
+
+/// When an entry was last active, as its state says (no word records a
+/// last use): the start of a window pipe's last window (0 before its
+/// first), a GCRA's theoretical arrival time less one emission interval
+/// (its last pass, or later while it pays off a burst), and 0 for SLOTS
+/// (judged idle only while holding nothing). Eviction takes the least
+/// recently active of its idle candidates; [`Table::clean_unused`] counts
+/// windows from here.
+fn last_active(cell: &Cell) -> u64 {
+    match &cell.limiter {
+        Limiter::Slots(_) => 0,
+        Limiter::Gcra(g) => g.tat().saturating_sub(g.emission_interval()),
+        l => l
+            .window_counter()
+            .and_then(|c| c.state().start())
+            .unwrap_or(0),
     }
 }
 
@@ -683,7 +693,6 @@ impl<'a> Table<'a> {
         for (i, w) in k.words().into_iter().enumerate() {
             e.key[i].store(w, Ordering::Relaxed);
         }
-        g.touch(now);
         let hot = hot::is_hot(cell);
         if hot {
             self.hot_write(e, gen, cell);
@@ -705,8 +714,8 @@ impl<'a> Table<'a> {
         Ok((g, true))
     }
 
-    /// Evicts the least recently used idle entry of at most
-    /// [`EVICT_CANDIDATES`] in `k`'s two buckets and returns its slot locked
+    /// Evicts the least recently active idle entry (see [`last_active`])
+    /// of at most [`EVICT_CANDIDATES`] in `k`'s two buckets and returns its slot locked
     /// and free; [`Error::Full`] if none is idle. An entry that stays locked
     /// is not idle; neither are the candidate positions set in `skip` (found
     /// locked already).
@@ -722,13 +731,11 @@ impl<'a> Table<'a> {
                 Err(Error::Busy) => continue,
                 Err(e) => return Err(e),
             };
-            if self
-                .judge(&g)
-                .is_some_and(|(_, cell)| self.idle(&g, &cell, now))
-            {
-                let used = g.last_used();
-                if best.is_none_or(|(_, b)| used < b) {
-                    best = Some((idx, used));
+            let judged = self.judge(&g).map(|(_, cell)| cell);
+            if let Some(cell) = judged.filter(|cell| self.idle(&g, cell, now)) {
+                let last = cell.as_ref().map_or(0, last_active);
+                if best.is_none_or(|(_, b)| last < b) {
+                    best = Some((idx, last));
                 }
                 seen += 1;
                 if seen == EVICT_CANDIDATES {
@@ -893,7 +900,7 @@ impl<'a> Table<'a> {
         now: u64,
         mut f: impl FnMut(&mut Cell) -> Result<T, Error>,
     ) -> Result<T, Error> {
-        if let Some(out) = self.hot_update::<_, true>(g.e, g.gen(), now, true, &mut f)? {
+        if let Some(out) = self.hot_update::<_, true>(g.e, g.gen(), now, &mut f)? {
             return Ok(out);
         }
         if !self.hot_to_locked(&mut g)? {
@@ -917,7 +924,6 @@ impl<'a> Table<'a> {
         if due {
             leases::apply_reclaim(self, g.idx, g.gen(), now);
         }
-        g.touch(now);
         g.commit(&cell);
         Ok(out)
     }
@@ -1040,7 +1046,6 @@ impl<'a> Table<'a> {
                 e,
                 gen,
                 now,
-                true,
                 // A TAILDROP pipe: no setpoint to set.
                 #[inline(always)]
                 |snap| {
@@ -1131,7 +1136,7 @@ impl<'a> Table<'a> {
                 Ok(false)
             }
         };
-        let done = self.try_hot(&k, now, true, same)? == Some(true);
+        let done = self.try_hot(&k, now, same)? == Some(true);
         let (g, created) = match done {
             true => (None, false),
             false => {
@@ -1221,7 +1226,7 @@ impl<'a> Table<'a> {
         // A hot entry is read without its lock (the closure changes nothing,
         // so nothing is swapped).
         let stats = |c: &mut Cell| Ok(c.limiter.stats(now, &shared, setpoint));
-        if let Some(s) = self.try_hot(&k, now, false, stats)? {
+        if let Some(s) = self.try_hot(&k, now, stats)? {
             return Ok(s);
         }
         let g = self.find(&k)?;
@@ -1237,7 +1242,7 @@ impl<'a> Table<'a> {
             c.limiter.reset();
             Ok(())
         };
-        if let Some(()) = self.try_hot(&k, now, true, reset)? {
+        if let Some(()) = self.try_hot(&k, now, reset)? {
             return Ok(());
         }
         let g = self.find(&k)?;
@@ -1272,7 +1277,6 @@ impl<'a> Table<'a> {
         if let Some(Some(v)) = self.try_hot(
             &k,
             now,
-            true,
             #[inline(always)]
             |c| interval_check(c, &fresh, false, now),
         )? {
@@ -1364,6 +1368,12 @@ impl<'a> Table<'a> {
     /// request for `intervals` whole windows, as pipelimit's `clean_unused`
     /// does at its timer ticks: a pipe last used in window `w` goes once the
     /// current window is `w + intervals + 1` or later. 0 deletes nothing.
+    /// No word records a last use: a pipe was last used in the window its
+    /// state last opened (so a pipe whose windows start at its first call
+    /// may go one window earlier than pipelimit would let it), a GCRA one
+    /// period after its theoretical arrival time less one emission
+    /// interval, and a SLOTS entry holding nothing goes at once (see
+    /// [`last_active`]).
     /// Returns how many entries were deleted. An entry whose lock stays held
     /// by a live holder (see [`lock`]) is left alone.
     pub fn clean_unused(&self, intervals: u32, now: u64) -> usize {
@@ -1394,7 +1404,7 @@ impl<'a> Table<'a> {
             };
             let window_of = |t: u64| t.saturating_sub(self.epoch) / interval;
             // Not saturating: a window past u64::MAX never comes.
-            let due = window_of(g.last_used()).checked_add(u64::from(intervals) + 1);
+            let due = window_of(last_active(&cell)).checked_add(u64::from(intervals) + 1);
             if due.is_some_and(|due| window_of(now) >= due)
                 && snap.is_none_or(|s| self.hot_kill(g.e, &s))
             {

@@ -83,7 +83,7 @@ fn a_check_that_a_roll_beat_lands_in_the_new_window() {
         // lies before that window's start, which keeps it (time went
         // backwards in the serial order), so it is the second call there.
         let mut rolled = false;
-        let got = t.hot_update::<_, false>(e, gen, 2 * S, true, |c| {
+        let got = t.hot_update::<_, false>(e, gen, 2 * S, |c| {
             if !rolled {
                 rolled = true;
                 assert_eq!(check(&t, 2, MaxZero::RefuseAll, 5 * S), Ok(Verdict::Pass));
@@ -103,7 +103,7 @@ fn a_check_that_a_roll_beat_lands_in_the_new_window() {
         );
         assert_eq!(check(&t, 2, MaxZero::RefuseAll, 6 * S), Ok(Verdict::Drop));
         // Without the lock, a roll is made too: the window [9 s, 12 s).
-        let got = t.hot_update::<_, false>(e, gen, 9 * S, true, |c| match &mut c.limiter {
+        let got = t.hot_update::<_, false>(e, gen, 9 * S, |c| match &mut c.limiter {
             Limiter::Interval(l) => Ok(l.check(9 * S)),
             _ => Err(Error::WrongAlgorithm),
         });
@@ -135,7 +135,7 @@ fn a_roll_whose_start_another_caller_claimed_adopts_it() {
         // A check at 4.5 s; before it claims, one at 5 s rolls (and passes:
         // the first call of its window).
         let mut raced = false;
-        let got = t.hot_update::<_, false>(e, gen, 4 * S + S / 2, true, |c| {
+        let got = t.hot_update::<_, false>(e, gen, 4 * S + S / 2, |c| {
             if !raced {
                 raced = true;
                 assert_eq!(check(&t, 0, zero, 5 * S), Ok(Verdict::Pass));

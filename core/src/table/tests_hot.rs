@@ -278,7 +278,7 @@ fn a_roll_decides_on_the_count_it_replaces() {
         // The roll to window 1 at its start, with a check of window 0 (its
         // third pass) coming in between the roller's read and its swap:
         // the roller, which passed on a last count of 2, drops on 3.
-        let got = t.hot_update::<_, false>(e, gen, IV, true, |c| {
+        let got = t.hot_update::<_, false>(e, gen, IV, |c| {
             if core::mem::take(&mut late) {
                 assert_eq!(t.check(b"s", IV - 1), Ok(bare.check(IV - 1)));
             }

@@ -165,7 +165,7 @@ fn a_converter_killed_after_its_commit_leaves_a_locked_entry() {
         let gen = e[E_GEN].load(Ordering::Relaxed);
         // A caller without the lock read the hot bit before the conversion.
         let stale = |t: &Table<'_>| {
-            t.hot_update::<_, false>(e, gen, 0, true, |c| match &mut c.limiter {
+            t.hot_update::<_, false>(e, gen, 0, |c| match &mut c.limiter {
                 Limiter::Slots(s) => Ok(s.acquire()),
                 _ => Err(Error::WrongAlgorithm),
             })

@@ -1,8 +1,7 @@
 //! The 64-bit words of an entry's state, and the entry itself.
 //!
-//! An entry is four `u32` words (lock, meta, generation, limit), a 64-bit
-//! word of last use, 16 `u32` words of key and [`STATE_WORDS`] 64-bit words
-//! of limiter state. Where the target has
+//! An entry is four `u32` words (lock, meta, generation, limit), 16 `u32`
+//! words of key and [`STATE_WORDS`] 64-bit words of limiter state. Where the target has
 //! 64-bit atomics, a state word is an `AtomicU64`: the lock-free hot path
 //! (see [`hot`](super::hot)) updates one with a compare-and-swap. Where it
 //! has none (thumbv7em), a state word is two `AtomicU32` halves, read and
@@ -10,7 +9,7 @@
 //! locked path: a check costs one uncontended lock more there, and a holder
 //! that stays blocks that entry's callers until [`Error::Busy`](crate::Error::Busy).
 
-use super::layout::{ENTRY_HEAD_WORDS, E_GEN, E_KEY, E_USED, KEY_WORDS, STATE_WORDS};
+use super::layout::{ENTRY_HEAD_WORDS, E_GEN, E_KEY, KEY_WORDS, STATE_WORDS};
 use super::lock::{AtomicU32, Ordering};
 
 #[cfg(all(target_has_atomic = "64", not(loom)))]
@@ -91,30 +90,26 @@ impl W64 {
 }
 
 /// One entry of a table's memory: `#[repr(C)]`, 8-byte aligned, no padding
-/// (22 x 4 + STATE_WORDS x 8 bytes), so a region of such entries is a plain
+/// (20 x 4 + STATE_WORDS x 8 bytes), so a region of such entries is a plain
 /// array of words that any process may map.
 #[repr(C)]
 pub struct Entry {
     /// Lock, meta, generation, limit.
-    pub(crate) w: [AtomicU32; E_USED],
-    /// Last use (ns): the insert's time, a GCRA's last check, a window
-    /// pipe's last roll (see [`hot`](super::hot)).
-    pub(crate) used: W64,
+    pub(crate) w: [AtomicU32; E_KEY],
     /// The key, little-endian words, zero-padded.
     pub(crate) key: [AtomicU32; KEY_WORDS],
     /// Limiter state: two buffers (locked entries) or the hot words.
     pub(crate) s: [W64; STATE_WORDS],
 }
 
-const _: () = assert!(E_USED + 2 == E_KEY && E_KEY + KEY_WORDS == ENTRY_HEAD_WORDS);
+const _: () = assert!(E_KEY + KEY_WORDS == ENTRY_HEAD_WORDS);
 
 impl Entry {
     /// A zeroed entry.
     #[cfg(not(loom))]
     pub(crate) const fn zero() -> Entry {
         Entry {
-            w: [const { AtomicU32::new(0) }; E_USED],
-            used: W64::zero(),
+            w: [const { AtomicU32::new(0) }; E_KEY],
             key: [const { AtomicU32::new(0) }; KEY_WORDS],
             s: [const { W64::zero() }; STATE_WORDS],
         }
@@ -125,7 +120,6 @@ impl Entry {
     pub(crate) fn zero() -> Entry {
         Entry {
             w: core::array::from_fn(|_| AtomicU32::new(0)),
-            used: W64::zero(),
             key: core::array::from_fn(|_| AtomicU32::new(0)),
             s: core::array::from_fn(|_| W64::zero()),
         }

@@ -36,7 +36,6 @@ impl Table<'_> {
             e,
             gen,
             now,
-            true,
             #[inline(always)]
             |snap| self.taildrop_in_window(snap, now, 0),
             #[inline(always)]
