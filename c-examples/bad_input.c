@@ -304,47 +304,49 @@ int main(void) {
         EXPECT("  algorithm out-pointer not written", algo, 4242);
     }
 
-    /* ---- key length 0 and 65 -------------------------------------------------- */
+    /* ---- key length 0 and 57 (FG_MAX_KEY_LEN + 1) ----------------------------- */
     {
-        uint8_t k65[65], k64[64];
-        memset(k65, 'k', sizeof k65);
-        memset(k64, 'k', sizeof k64);
+        uint8_t klong[FG_MAX_KEY_LEN + 1], kmax[FG_MAX_KEY_LEN];
+        memset(klong, 'k', sizeof klong);
+        memset(kmax, 'k', sizeof kmax);
         fg_entry e;
         uint32_t u = 4242;
         size_t member = 4242;
-        const uint8_t *mk[2] = {(const uint8_t *)"m1", k65};
-        size_t ml[2] = {2, 65};
+        const uint8_t *mk[2] = {(const uint8_t *)"m1", klong};
+        size_t ml[2] = {2, FG_MAX_KEY_LEN + 1};
         size_t ml0[2] = {2, 0};
         BAD("fg_check(base, length 0)", fg_check(&t, (const uint8_t *)"base", 0, NOW), FG_E_EMPTY_KEY);
-        BAD("fg_check(65-byte key)", fg_check(&t, k65, 65, NOW), FG_E_KEY_TOO_LONG);
+        BAD("fg_check(57-byte key)", fg_check(&t, klong, FG_MAX_KEY_LEN + 1, NOW), FG_E_KEY_TOO_LONG);
         BAD("fg_check_create(length 0): nothing created",
-            fg_check_create(&t, k65, 0, FG_ALGO_TAILDROP, 5, NOW), FG_E_EMPTY_KEY);
-        BAD("fg_check_create(65-byte key): nothing created",
-            fg_check_create(&t, k65, 65, FG_ALGO_TAILDROP, 5, NOW), FG_E_KEY_TOO_LONG);
-        BAD("fg_pipe_set(65-byte key)", fg_pipe_set(&t, k65, 65, FG_ALGO_NOP, 0, NOW),
+            fg_check_create(&t, klong, 0, FG_ALGO_TAILDROP, 5, NOW), FG_E_EMPTY_KEY);
+        BAD("fg_check_create(57-byte key): nothing created",
+            fg_check_create(&t, klong, FG_MAX_KEY_LEN + 1, FG_ALGO_TAILDROP, 5, NOW), FG_E_KEY_TOO_LONG);
+        BAD("fg_pipe_set(57-byte key)", fg_pipe_set(&t, klong, FG_MAX_KEY_LEN + 1, FG_ALGO_NOP, 0, NOW),
             FG_E_KEY_TOO_LONG);
-        BAD("fg_active(length 0)", fg_active(&t, k65, 0), FG_E_EMPTY_KEY);
-        BAD("fg_get(65-byte key)", fg_get(&t, k65, 65, NOW, &e), FG_E_KEY_TOO_LONG);
-        BAD("fg_slot_acquire(length 0)", fg_slot_acquire(&t, k65, 0, 3, NOW), FG_E_EMPTY_KEY);
-        BAD("fg_slot_acquire(65-byte key)", fg_slot_acquire(&t, k65, 65, 3, NOW), FG_E_KEY_TOO_LONG);
+        BAD("fg_active(length 0)", fg_active(&t, klong, 0), FG_E_EMPTY_KEY);
+        BAD("fg_get(57-byte key)", fg_get(&t, klong, FG_MAX_KEY_LEN + 1, NOW, &e), FG_E_KEY_TOO_LONG);
+        BAD("fg_slot_acquire(length 0)", fg_slot_acquire(&t, klong, 0, 3, NOW), FG_E_EMPTY_KEY);
+        BAD("fg_slot_acquire(57-byte key)", fg_slot_acquire(&t, klong, FG_MAX_KEY_LEN + 1, 3, NOW), FG_E_KEY_TOO_LONG);
         BAD("fg_slot_release(slot, length 0)", fg_slot_release(&t, (const uint8_t *)"slot", 0, NOW),
             FG_E_EMPTY_KEY);
-        BAD("fg_slot_usage(65-byte key)", fg_slot_usage(&t, k65, 65, NOW, &u), FG_E_KEY_TOO_LONG);
-        BAD("fg_rate_check(65-byte key)",
-            fg_rate_check(&t, k65, 65, 5, S, FG_ANCHOR_ALIGNED, FG_MAX_ZERO_REFUSE_ALL, NOW),
+        BAD("fg_slot_usage(57-byte key)", fg_slot_usage(&t, klong, FG_MAX_KEY_LEN + 1, NOW, &u), FG_E_KEY_TOO_LONG);
+        BAD("fg_rate_check(57-byte key)",
+            fg_rate_check(&t, klong, FG_MAX_KEY_LEN + 1, 5, S, FG_ANCHOR_ALIGNED, FG_MAX_ZERO_REFUSE_ALL, NOW),
             FG_E_KEY_TOO_LONG);
-        BAD("fg_pipe_remove(65-byte key)", fg_pipe_remove(&t, k65, 65), FG_E_KEY_TOO_LONG);
-        BAD("fg_balance_acquire(a 65-byte member): the valid member is not created either",
+        BAD("fg_pipe_remove(57-byte key)", fg_pipe_remove(&t, klong, FG_MAX_KEY_LEN + 1),
+            FG_E_KEY_TOO_LONG);
+        BAD("fg_balance_acquire(a 57-byte member): the valid member is not created either",
             fg_balance_acquire(&t, mk, ml, 2, 5, -1, 0, NOW, &member, NULL), FG_E_KEY_TOO_LONG);
         BAD("fg_balance_acquire(a member of length 0)",
             fg_balance_acquire(&t, mk, ml0, 2, 5, -1, 0, NOW, &member, NULL), FG_E_EMPTY_KEY);
         CODE("fg_active(m1): not created", fg_active(&t, KEY("m1")), FG_NO_PIPE);
         EXPECT("  member out-pointer not written", member, 4242);
-        /* The boundary: 64 bytes is a valid key. */
-        CODE("fg_pipe_set(64-byte key) is fine", fg_pipe_set(&t, k64, 64, FG_ALGO_NOP, 0, NOW), FG_OK);
-        CODE("fg_check(64-byte key)", fg_check(&t, k64, 64, NOW), FG_PASS_NOP);
-        CODE("fg_pipe_remove(64-byte key)", fg_pipe_remove(&t, k64, 64), FG_OK);
-        check_unchanged("after the 64-byte key came and went", __LINE__);
+        /* The boundary: FG_MAX_KEY_LEN (56) bytes is a valid key. */
+        CODE("fg_pipe_set(56-byte key) is fine",
+             fg_pipe_set(&t, kmax, FG_MAX_KEY_LEN, FG_ALGO_NOP, 0, NOW), FG_OK);
+        CODE("fg_check(56-byte key)", fg_check(&t, kmax, FG_MAX_KEY_LEN, NOW), FG_PASS_NOP);
+        CODE("fg_pipe_remove(56-byte key)", fg_pipe_remove(&t, kmax, FG_MAX_KEY_LEN), FG_OK);
+        check_unchanged("after the 56-byte key came and went", __LINE__);
     }
 
     /* ---- unknown algorithm ------------------------------------------------------ */
@@ -415,8 +417,8 @@ int main(void) {
         c.capacity = 1u << 24;
         c.lease_capacity = 0;
         CODE("fg_table_bytes(capacity 2^24) is fine", fg_table_bytes(&c, &n), FG_OK);
-        EXPECT("  bytes for 2^24 entries (192 + (2 + 120) x 2^24: header, tags, entries)", n,
-               192 + 122ull * (1u << 24));
+        EXPECT("  bytes for 2^24 entries (192 + (2 + 112) x 2^24: header, tags, entries)", n,
+               192 + 114ull * (1u << 24));
     }
 
     /* ---- region too small, misaligned, not a table, another layout ---------------- */

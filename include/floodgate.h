@@ -39,7 +39,7 @@
 /**
  * Longest key in bytes.
  */
-#define FG_MAX_KEY_LEN 64
+#define FG_MAX_KEY_LEN 56
 
 /**
  * Most members in a balancing group.
@@ -188,7 +188,7 @@ typedef enum fg_result {
    */
   FG_E_EMPTY_KEY = -101,
   /**
-   * A key longer than `FG_MAX_KEY_LEN` (64) bytes.
+   * A key longer than `FG_MAX_KEY_LEN` (56) bytes.
    */
   FG_E_KEY_TOO_LONG = -102,
   /**

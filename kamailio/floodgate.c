@@ -25,7 +25,7 @@
  *
  * Modparams (module name "floodgate"):
  *   hash_size       log2 of the table's capacity in pipes (default 10: 1024
- *                   pipes, 122 KiB of shm). pipelimit's hash_size is the
+ *                   pipes, 114 KiB of shm). pipelimit's hash_size is the
  *                   log2 of its bucket count with unbounded chains; here it
  *                   bounds the number of pipes (size it for 90% load:
  *                   inserts can fail from about 92% when no pipe is idle).
@@ -211,10 +211,11 @@ static const char *fgm_algo_name(uint32_t a)
 	return a < sizeof(names) / sizeof(names[0]) ? names[a] : "UNKNOWN";
 }
 
-/* A pipe name as a table key. Names of up to FG_MAX_KEY_LEN (64) bytes are
+/* A pipe name as a table key. Names of up to FG_MAX_KEY_LEN (56) bytes are
  * used as they are; longer ones (pipelimit takes any length) become their
- * first 47 bytes, '~' and 16 hex digits of a 64-bit FNV-1a hash of the whole
- * name. buf must hold FG_MAX_KEY_LEN bytes. */
+ * first FGM_KEY_PREFIX (39) bytes, '~' and 16 hex digits of a 64-bit FNV-1a
+ * hash of the whole name. buf must hold FG_MAX_KEY_LEN bytes. */
+#define FGM_KEY_PREFIX (FG_MAX_KEY_LEN - 17)
 static void fgm_key(const str *name, char *buf, const uint8_t **key, size_t *len)
 {
 	uint64_t h = 0xcbf29ce484222325ull;
@@ -229,10 +230,11 @@ static void fgm_key(const str *name, char *buf, const uint8_t **key, size_t *len
 		h ^= (unsigned char)name->s[i];
 		h *= 0x100000001b3ull;
 	}
-	memcpy(buf, name->s, 47);
-	buf[47] = '~';
+	memcpy(buf, name->s, FGM_KEY_PREFIX);
+	buf[FGM_KEY_PREFIX] = '~';
 	for(i = 0; i < 16; i++)
-		buf[48 + i] = "0123456789abcdef"[(h >> (60 - 4 * i)) & 0xf];
+		buf[FGM_KEY_PREFIX + 1 + i] =
+				"0123456789abcdef"[(h >> (60 - 4 * i)) & 0xf];
 	*key = (const uint8_t *)buf;
 	*len = FG_MAX_KEY_LEN;
 }

@@ -11,7 +11,7 @@
 //! Each thread has its own clock (a shared one would be a written cache
 //! line both threads fight over). The distinct keys are chosen so that no
 //! side's two entries share a cache line by accident: floodgate's entries
-//! are at least two slots apart (an entry is 120 bytes) and the
+//! are at least two slots apart (an entry is 112 bytes) and the
 //! pipelimit-style table's buckets are on different 64-byte lines. The
 //! governor peer is the shipped `DefaultKeyedRateLimiter` on its own
 //! (quanta) clock with a quota real time never exhausts: its fake-clock

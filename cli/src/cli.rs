@@ -368,7 +368,8 @@ fn parse_var(s: &str) -> Result<String, String> {
     }
 }
 
-/// The longest node name: the key `node/<name>` must fit in 64 bytes.
+/// The longest node name: the key `node/<name>` must fit in
+/// [`MAX_KEY_LEN`] (56) bytes.
 pub const MAX_NODE_LEN: usize = MAX_KEY_LEN - NODE_PREFIX.len();
 /// The prefix of a node's key.
 pub const NODE_PREFIX: &str = "node/";

@@ -264,7 +264,7 @@ fn bad_arguments_exit_2_and_name_the_problem() {
     cli_json(&t, &["set-pipe", "p", "TAILDROP", "1"], 0);
     cli_json(&t, &["set-pipe", "s", "SLOTS", "1"], 0);
     let before = snapshot(&t);
-    let long_key = "k".repeat(65);
+    let long_key = "k".repeat(57);
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["frobnicate"], "unrecognized subcommand 'frobnicate'"),
         (
@@ -287,7 +287,7 @@ fn bad_arguments_exit_2_and_name_the_problem() {
         ),
         (
             vec!["set-pipe", &long_key, "TAILDROP", "1"],
-            "at most 64 bytes",
+            "at most 56 bytes",
         ),
         (vec!["set-pipe", "", "TAILDROP", "1"], "must not be empty"),
         (vec!["set-pid", "1", "2"], "<KD>"),

@@ -109,7 +109,7 @@ impl Error {
             Error::WrongAlgorithm => "operation does not apply to this algorithm",
             Error::NoPipe => "no such pipe",
             Error::EmptyKey => "key is empty",
-            Error::KeyTooLong => "key is longer than 64 bytes",
+            Error::KeyTooLong => "key is longer than 56 bytes",
             Error::Full => "table full: no free or evictable entry for this key",
             Error::LeasesFull => "no free lease record",
             Error::InvalidCapacity => "capacity out of range",

@@ -80,6 +80,14 @@
 //!   [`Error::Full`]; pipelimit's chained table never fills. A pipe whose
 //!   lock stays held by a process that is alive but stopped gives
 //!   [`Error::Busy`] after a bounded wait; pipelimit's callers wait for it.
+//! * Tables keep keys of 1 to 56 bytes ([`table::MAX_KEY_LEN`]; pipelimit
+//!   takes names of any length, floodgate's Kamailio module stores longer
+//!   ones as a prefix and a hash). No word records when an entry was last
+//!   used: [`table::Table::clean_unused`] and eviction judge a pipe by the
+//!   window its state last opened, which is pipelimit's rule for pipes on
+//!   the table's interval; a pipe whose windows start at its first call
+//!   may go one window earlier, a GCRA goes by its theoretical arrival
+//!   time, and a SLOTS entry holding nothing goes at the next cleaning.
 //!
 //! # Errors
 //! All fallible operations return [`Error`], a small `Copy` enum that

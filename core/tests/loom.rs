@@ -22,7 +22,7 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use floodgate::table::{loom_table, Config, Owner, Table};
+use floodgate::table::{loom_table, Config, Owner, Table, MAX_KEY_LEN};
 use floodgate::table::{Balanced, LeaseRelease, LeaseVerdict};
 use floodgate::{Algorithm, Error, MaxZero, Release, SlotVerdict, Verdict};
 use loom::thread;
@@ -279,15 +279,15 @@ fn lease_conversion_racing_acquire() {
     assert_eq!(seen, set(&["acquire first", "lease first"]));
 }
 
-/// Keys of 64 bytes that differ in every 4-byte word. The check on `OLD`
+/// Keys of the longest length that differ in every 4-byte word. The check on `OLD`
 /// compares the key words without the lock while the insert may be
 /// rewriting them (then re-checks under the lock); loom tries every value
-/// each unsynchronized load may see, so with short keys the 15 trailing zero
+/// each unsynchronized load may see, so with short keys the trailing zero
 /// words (rewritten as zeros) multiply the interleavings of each probe (with
 /// 3-byte keys, even 1 preemption did not finish in a minute). Here the
 /// first word read as `NEW`'s ends the comparison.
-const OLD: &[u8] = &[b'o'; 64];
-const NEW: &[u8] = &[b'n'; 64];
+const OLD: &[u8] = &[b'o'; MAX_KEY_LEN];
+const NEW: &[u8] = &[b'n'; MAX_KEY_LEN];
 
 /// Capacity 1 (or 2, the other entry busy): `old` is idle at `NOW`, so an
 /// insert of `new` evicts it unless a check on `old` gets in first.

@@ -6,7 +6,7 @@
 //! and error docs). It uses floodgate's own [`Limiter`] as the state machine
 //! of each rate pipe (those are model-tested on their own in `model.rs`), so
 //! what is tested here is the table: keying (any bytes, NUL and non-UTF-8
-//! included, 1..=64 bytes), insert / find / remove, pipelimit's
+//! included, 1..=56 bytes), insert / find / remove, pipelimit's
 //! `check_or_create` rule, `set`, `rate_check`, slots with their plain and
 //! leased holders, lease handles (release once, expiry measured by later
 //! calls' `now`, entry deletion), balancing over small groups,
@@ -327,7 +327,7 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
-/// Random keys of 1..=64 bytes (any bytes), plus look-alikes of the first:
+/// Random keys of 1..=MAX_KEY_LEN (56) bytes (any bytes), plus look-alikes of the first:
 /// with a trailing NUL, and cut one byte short. At most 12 keys.
 fn key_pool() -> impl Strategy<Value = Vec<Vec<u8>>> {
     let one = prop_oneof![
@@ -481,7 +481,7 @@ impl Model {
         Window::aligned(self.interval, self.epoch).expect("interval > 0")
     }
 
-    fn create(&mut self, key: &[u8], kind: Kind, now: u64) {
+    fn create(&mut self, key: &[u8], kind: Kind) {
         self.next_id += 1;
         let e = ModelEntry {
             kind,
@@ -643,7 +643,7 @@ impl Model {
                 // A SLOTS pipe cannot be checked: the call fails, and so
                 // creates nothing.
                 let v = l.check(now, &shared)?;
-                self.create(key, Kind::Rate(l), now);
+                self.create(key, Kind::Rate(l));
                 (v, algorithm == Algorithm::Feedback)
             }
         };
@@ -665,7 +665,7 @@ impl Model {
             l => Kind::Rate(l),
         };
         match self.entries.get(key) {
-            None => self.create(key, fresh, now),
+            None => self.create(key, fresh),
             Some(e) => {
                 // Every operation on an entry first reclaims its expired
                 // leases (undone with the rest if the operation fails).
@@ -691,7 +691,7 @@ impl Model {
                     e.kind = fresh;
                     self.renew(key);
                 }
-                let e = self.entry(key)?;
+                self.entry(key)?;
             }
         }
         if algorithm == Algorithm::Feedback {
@@ -748,7 +748,7 @@ impl Model {
         check_key(key)?;
         let fresh = IntervalLimit::new(max, window, zero);
         if !self.entries.contains_key(key) {
-            self.create(key, Kind::Rate(Limiter::Interval(fresh)), now);
+            self.create(key, Kind::Rate(Limiter::Interval(fresh)));
         }
         let e = self.entry(key)?;
         let Kind::Rate(Limiter::Interval(l)) = &mut e.kind else {
@@ -765,20 +765,20 @@ impl Model {
         v
     }
 
-    fn create_slots(&mut self, key: &[u8], max: i32, now: u64) {
+    fn create_slots(&mut self, key: &[u8], max: i32) {
         if !self.entries.contains_key(key) {
             let s = ModelSlots {
                 max,
                 plain: 0,
                 unmatched: 0,
             };
-            self.create(key, Kind::Slots(s), now);
+            self.create(key, Kind::Slots(s));
         }
     }
 
     fn acquire(&mut self, key: &[u8], max: i32, now: u64) -> Result<SlotVerdict, Error> {
         check_key(key)?;
-        self.create_slots(key, max, now);
+        self.create_slots(key, max);
         let (_, leased, e) = self.slots(key, now)?;
         let Kind::Slots(s) = &mut e.kind else {
             return Err(Error::WrongAlgorithm);
@@ -831,7 +831,7 @@ impl Model {
     ) -> Result<Option<ModelLease>, Error> {
         let expires = expiry_of(hold, now)?;
         check_key(key)?;
-        self.create_slots(key, max, now);
+        self.create_slots(key, max);
         let capacity = self.lease_capacity;
         let (id, leased, e) = self.slots(key, now)?;
         let Kind::Slots(s) = &mut e.kind else {
@@ -845,7 +845,7 @@ impl Model {
         if self.leases.len() >= capacity {
             return Err(Error::LeasesFull);
         }
-        let e = self.entry(key)?;
+        self.entry(key)?;
         Ok(Some(ModelLease { entry: id, expires }))
     }
 
@@ -860,11 +860,10 @@ impl Model {
         }
         self.leases.remove(&lease);
         self.reclaim(l.entry, now);
-        let e = self
-            .entries
-            .values_mut()
-            .find(|e| e.id == l.entry)
-            .expect("a held lease's entry exists");
+        assert!(
+            self.entries.values().any(|e| e.id == l.entry),
+            "a held lease's entry exists"
+        );
         LeaseRelease::Released
     }
 
@@ -891,7 +890,7 @@ impl Model {
             check_key(m)?;
         }
         for m in members {
-            self.create_slots(m, per_max, now);
+            self.create_slots(m, per_max);
         }
         Ok(expiry)
     }

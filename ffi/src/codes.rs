@@ -37,7 +37,7 @@ pub enum fg_result {
     FG_E_NULL = -100,
     /// A key of length 0.
     FG_E_EMPTY_KEY = -101,
-    /// A key longer than `FG_MAX_KEY_LEN` (64) bytes.
+    /// A key longer than `FG_MAX_KEY_LEN` (56) bytes.
     FG_E_KEY_TOO_LONG = -102,
     /// An algorithm number or name that is not an `fg_algorithm`.
     FG_E_UNKNOWN_ALGORITHM = -103,
@@ -184,7 +184,7 @@ pub(crate) const DESCRIPTIONS: [(fg_result, &str); 37] = [
     (fg_result::FG_E_EMPTY_KEY, "key is empty\0"),
     (
         fg_result::FG_E_KEY_TOO_LONG,
-        "key is longer than 64 bytes\0",
+        "key is longer than 56 bytes\0",
     ),
     (fg_result::FG_E_UNKNOWN_ALGORITHM, "unknown algorithm\0"),
     (

@@ -47,7 +47,7 @@ pub const FG_VERSION_MINOR: u32 = 1;
 /// Patch version.
 pub const FG_VERSION_PATCH: u32 = 0;
 /// Longest key in bytes.
-pub const FG_MAX_KEY_LEN: usize = 64;
+pub const FG_MAX_KEY_LEN: usize = 56;
 /// Most members in a balancing group.
 pub const FG_MAX_MEMBERS: usize = 16;
 /// Size of an [`fg_table`] handle in `uint64_t` words.
@@ -137,6 +137,7 @@ struct Handle {
     table: Table<'static>,
 }
 
+const _: () = assert!(FG_MAX_KEY_LEN == fg::table::MAX_KEY_LEN);
 const _: () = assert!(core::mem::size_of::<Handle>() <= 8 * FG_TABLE_HANDLE_WORDS);
 const _: () = assert!(core::mem::align_of::<Handle>() <= 8);
 

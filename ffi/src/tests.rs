@@ -162,7 +162,12 @@ fn round_trip_through_init_attach_and_calls() {
         );
         assert_eq!(fg_check(&t, k.as_ptr(), 0, 0), fg_result::FG_E_EMPTY_KEY);
         assert_eq!(
-            fg_check(&t, [0u8; 65].as_ptr(), 65, 0),
+            fg_check(
+                &t,
+                [0u8; FG_MAX_KEY_LEN + 1].as_ptr(),
+                FG_MAX_KEY_LEN + 1,
+                0
+            ),
             fg_result::FG_E_KEY_TOO_LONG
         );
         assert_eq!(fg_active(&t, k.as_ptr(), k.len()), fg_result::FG_OK);

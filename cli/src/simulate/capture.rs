@@ -414,7 +414,7 @@ impl Decoder<'_> {
                 }
             },
         };
-        // Keys are at most 64 bytes in floodgate's tables; longer users
+        // Keys are at most 56 bytes in floodgate's tables; longer users
         // are cut there as a Kamailio module would have to.
         let key = &key[..key.len().min(floodgate::table::MAX_KEY_LEN)];
         c.requests += 1;
@@ -463,7 +463,7 @@ pub fn parse_csv_time(s: &str) -> Option<u64> {
 }
 
 /// Reads `time,key` lines (time as [`parse_csv_time`]; the key is the rest
-/// of the line, up to 64 bytes, empty for one shared pipe). A first line
+/// of the line, up to 56 bytes, empty for one shared pipe). A first line
 /// starting with `time` is a header; blank lines and `#` lines are skipped.
 /// A file with no `time,key` line at all is an error, as a capture that is
 /// not a capture is: nothing to simulate is not what the user meant.

@@ -138,7 +138,7 @@ impl<'a> Table<'a> {
 #[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
-    use crate::table::Config;
+    use crate::table::{Config, MAX_KEY_LEN};
     use crate::{Algorithm, MaxZero};
 
     const S: u64 = 1_000_000_000;
@@ -157,7 +157,7 @@ mod tests {
         with_table(8, |t| {
             assert_eq!(t.resolve(b"a"), Err(Error::NoPipe));
             assert_eq!(t.resolve(b""), Err(Error::EmptyKey));
-            assert_eq!(t.resolve(&[1u8; 65]), Err(Error::KeyTooLong));
+            assert_eq!(t.resolve(&[1u8; MAX_KEY_LEN + 1]), Err(Error::KeyTooLong));
             assert_eq!(
                 t.check_or_create(b"a", Algorithm::Taildrop, 3, 0),
                 Ok(Verdict::Pass)

@@ -4,6 +4,9 @@
 //! murmur3's 64-bit finalizer. Not cryptographic: the seed keeps an outsider
 //! from computing which keys collide, as long as the seed is random.
 
+#[cfg(any(test, doc))]
+use super::MAX_KEY_LEN;
+
 const K1: u64 = 0x9e37_79b9_7f4a_7c15;
 const K2: u64 = 0xc2b2_ae3d_27d4_eb4f;
 
@@ -24,7 +27,7 @@ fn round(h: u64, v: u64) -> u64 {
         .wrapping_add(0x52dc_e729)
 }
 
-/// Hash of `key` (at most 64 bytes): equal to `hash` (the definition, in
+/// Hash of `key` (at most [`MAX_KEY_LEN`] bytes): equal to `hash` (the definition, in
 /// tests) of the key zero-padded, read from the caller's bytes directly,
 /// eight at a time.
 /// The last partial chunk is [`tail_le`], never read through a buffer: a
@@ -64,10 +67,10 @@ pub(crate) fn tail_le(key: &[u8], rest: usize) -> u64 {
         .fold(0, |v, &b| (v << 8) | u64::from(b))
 }
 
-/// Hash of the first `len` bytes of `bytes` (zero-padded to 64): the
+/// Hash of the first `len` bytes of `bytes` (zero-padded): the
 /// definition [`hash_key`] must agree with.
 #[cfg(test)]
-pub(crate) fn hash(seed: u64, bytes: &[u8; 64], len: usize) -> u64 {
+pub(crate) fn hash(seed: u64, bytes: &[u8; MAX_KEY_LEN], len: usize) -> u64 {
     let mut h = seed ^ (len as u64).wrapping_mul(K1);
     let chunks = len.div_ceil(8);
     for c in bytes.chunks_exact(8).take(chunks) {
@@ -87,7 +90,7 @@ mod tests {
     use super::*;
 
     fn h(seed: u64, key: &[u8]) -> u64 {
-        let mut b = [0u8; 64];
+        let mut b = [0u8; MAX_KEY_LEN];
         b[..key.len()].copy_from_slice(key);
         hash(seed, &b, key.len())
     }
@@ -97,16 +100,16 @@ mod tests {
         assert_ne!(h(0, b"a"), h(0, b"a\0"));
         assert_ne!(h(0, b"10.0.0.1"), h(1, b"10.0.0.1"));
         assert_ne!(h(0, b"10.0.0.1"), h(0, b"10.0.0.2"));
-        assert_eq!(h(5, &[7u8; 64]), h(5, &[7u8; 64]));
+        assert_eq!(h(5, &[7u8; MAX_KEY_LEN]), h(5, &[7u8; MAX_KEY_LEN]));
     }
 
     #[test]
     fn key_hash_equals_padded_bytes_hash() {
         let mut x: u64 = 0x1234_5678_9abc_def1;
-        for len in 1..=64usize {
+        for len in 1..=MAX_KEY_LEN {
             // Miri runs the table's tests for its unsafe casts, slowly.
             for _ in 0..if cfg!(miri) { 3 } else { 50 } {
-                let mut b = [0u8; 64];
+                let mut b = [0u8; MAX_KEY_LEN];
                 for byte in b.iter_mut().take(len) {
                     x ^= x << 13;
                     x ^= x >> 7;

@@ -6,7 +6,7 @@
 //! header   HEADER_WORDS words (192 bytes)
 //! tags     tag_words(capacity) words: a 16-bit tag per entry, two to a
 //!          word, padded to whole buckets of BUCKET_SLOTS (64 bytes each)
-//! entries  capacity       x ENTRY_WORDS words (120 bytes each): 20 u32
+//! entries  capacity       x ENTRY_WORDS words (112 bytes each): 18 u32
 //!          words, then STATE_WORDS 64-bit words (see word::Entry)
 //! leases   lease_capacity x LEASE_WORDS words (20 bytes each)
 //! ```
@@ -47,8 +47,9 @@ pub(crate) const MAGIC: u32 = u32::from_le_bytes(*b"FGT1");
 /// locked entry's two buffers of nine codec words in nine state words
 /// (today: the algorithm and flags in the meta word, the limit in the
 /// fourth head word, a locked entry's buffers only what changes, in five
-/// state words, no word of last use: 120-byte entries; see `read_words`
-/// and `last_active` in `table/mod.rs`).
+/// state words, no word of last use, keys of up to 56 bytes, not 64:
+/// 112-byte entries; see `read_words` and `last_active` in
+/// `table/mod.rs`).
 pub const LAYOUT_VERSION: u32 = 9;
 
 /// Entries per bucket: a key may live in any slot of its two buckets.
@@ -100,7 +101,7 @@ pub(crate) const E_GEN: usize = 2;
 /// The limit (codec word 1): SLOTS max, GCRA rate, a window pipe's limit.
 pub(crate) const E_LIMIT: usize = 3;
 pub(crate) const E_KEY: usize = 4; // KEY_WORDS words
-pub(crate) const KEY_WORDS: usize = 16;
+pub(crate) const KEY_WORDS: usize = 14;
 /// `u32` words before an entry's state words.
 pub(crate) const ENTRY_HEAD_WORDS: usize = E_KEY + KEY_WORDS;
 /// 64-bit state words of an entry: a hot entry's words, or a locked
@@ -187,7 +188,8 @@ pub const fn bytes_for(capacity: usize, lease_capacity: usize) -> Option<usize> 
     words.checked_mul(4)
 }
 
-const _: () = assert!(ENTRY_WORDS * 4 == 120);
+const _: () = assert!(ENTRY_WORDS * 4 == 112);
+const _: () = assert!(KEY_WORDS * 4 == super::MAX_KEY_LEN);
 const _: () = assert!(BUF_WORDS == 9);
 const _: () = assert!(ENTRY_HEAD_WORDS.is_multiple_of(2));
 const _: () = assert!(HEADER_WORDS * 4 <= 192);

@@ -47,7 +47,7 @@ fn size_for_and_region_errors() {
     let c = cfg(4);
     let need = Table::size_for(&c).unwrap();
     // Header, one bucket of tags (64 bytes), entries, lease records.
-    assert_eq!(need, 192 + 64 + 4 * 120 + 4 * 20);
+    assert_eq!(need, 192 + 64 + 4 * 112 + 4 * 20);
     let mut mem = region(need + 16);
     let bytes = as_bytes(&mut mem);
     assert_eq!(bytes.len(), need + 16);
@@ -158,11 +158,11 @@ fn pipelimit_check_flow() {
 fn keys_are_bytes() {
     with_table(cfg(16), |t| {
         assert_eq!(t.check(b"", 0), Err(Error::EmptyKey));
-        assert_eq!(t.check(&[1u8; 65], 0), Err(Error::KeyTooLong));
-        let k64 = [0xffu8; 64];
+        assert_eq!(t.check(&[1u8; 57], 0), Err(Error::KeyTooLong));
+        let longest = [0xffu8; MAX_KEY_LEN];
         let nul = b"a\0b";
         assert_eq!(
-            t.check_or_create(&k64, Algorithm::Taildrop, 1, 0),
+            t.check_or_create(&longest, Algorithm::Taildrop, 1, 0),
             Ok(Verdict::Pass)
         );
         assert_eq!(
@@ -172,10 +172,10 @@ fn keys_are_bytes() {
         assert_eq!(t.check(b"a", 0), Err(Error::NoPipe));
         assert_eq!(t.check(b"a\0", 0), Err(Error::NoPipe));
         assert_eq!(t.check(nul, 0), Ok(Verdict::Drop));
-        assert_eq!(t.check(&k64, 0), Ok(Verdict::Drop));
+        assert_eq!(t.check(&longest, 0), Ok(Verdict::Drop));
         let mut keys: Vec<Vec<u8>> = t.iter(0).map(|e| e.key().to_vec()).collect();
         keys.sort();
-        assert_eq!(keys, vec![nul.to_vec(), k64.to_vec()]);
+        assert_eq!(keys, vec![nul.to_vec(), longest.to_vec()]);
     });
 }
 
@@ -216,7 +216,7 @@ fn key_words_and_hash_are_the_stored_format() {
 #[test]
 fn keys_differing_in_any_byte_or_length_are_distinct() {
     with_table(cfg(256), |t| {
-        for len in [1usize, 3, 4, 5, 7, 8, 9, 63, 64] {
+        for len in [1usize, 3, 4, 5, 7, 8, 9, MAX_KEY_LEN - 1, MAX_KEY_LEN] {
             let base = vec![b'k'; len];
             assert_eq!(
                 t.check_or_create(&base, Algorithm::Taildrop, 1, 0),
@@ -231,7 +231,7 @@ fn keys_differing_in_any_byte_or_length_are_distinct() {
         }
         // Prefixes of one another, each its own pipe; other lengths are not.
         assert_eq!(t.len(), 9);
-        for len in [2usize, 6, 10, 62] {
+        for len in [2usize, 6, 10, MAX_KEY_LEN - 2] {
             assert_eq!(
                 t.check(&vec![b'k'; len], 0),
                 Err(Error::NoPipe),
@@ -932,5 +932,5 @@ fn each_buffer_keeps_what_changes_and_neither_writes_the_others() {
     }
     // Five state words in all.
     assert_eq!(STATE_WORDS, 5);
-    assert_eq!(core::mem::size_of::<Entry>(), 120);
+    assert_eq!(core::mem::size_of::<Entry>(), 112);
 }

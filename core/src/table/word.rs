@@ -1,6 +1,6 @@
 //! The 64-bit words of an entry's state, and the entry itself.
 //!
-//! An entry is four `u32` words (lock, meta, generation, limit), 16 `u32`
+//! An entry is four `u32` words (lock, meta, generation, limit), 14 `u32`
 //! words of key and [`STATE_WORDS`] 64-bit words of limiter state. Where the target has
 //! 64-bit atomics, a state word is an `AtomicU64`: the lock-free hot path
 //! (see [`hot`](super::hot)) updates one with a compare-and-swap. Where it
@@ -90,7 +90,7 @@ impl W64 {
 }
 
 /// One entry of a table's memory: `#[repr(C)]`, 8-byte aligned, no padding
-/// (20 x 4 + STATE_WORDS x 8 bytes), so a region of such entries is a plain
+/// (18 x 4 + STATE_WORDS x 8 bytes), so a region of such entries is a plain
 /// array of words that any process may map.
 #[repr(C)]
 pub struct Entry {
