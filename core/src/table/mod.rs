@@ -1146,15 +1146,13 @@ impl<'a> Table<'a> {
             }
         };
         if let (Some(g), false) = (g, created) {
-            let in_place = !g.hot() && !hot::is_hot(&fresh);
+            // Another algorithm: a new entry (the meta word keeps the
+            // algorithm for the entry's life, locked or hot).
             let replace = self.update(g, now, |c| {
                 if c.limiter.algorithm() == algorithm {
                     c.limiter.set_limit(limit).map(|()| false)
                 } else if matches!(c.limiter, Limiter::Slots(s) if s.usage() > 0) {
                     Err(Error::WrongAlgorithm)
-                } else if in_place {
-                    *c = fresh;
-                    Ok(false)
                 } else {
                     Ok(true)
                 }
@@ -1274,19 +1272,18 @@ impl<'a> Table<'a> {
         };
         let fresh = IntervalLimit::new(max, window, max_zero);
         let k = self.key(key)?;
-        let run = |c: &mut Cell, in_place| interval_check(c, &fresh, in_place, now);
+        let run = |c: &mut Cell| interval_check(c, &fresh, now);
         if let Some(Some(v)) = self.try_hot(
             &k,
             now,
             #[inline(always)]
-            |c| interval_check(c, &fresh, false, now),
+            |c| interval_check(c, &fresh, now),
         )? {
             return Ok(v);
         }
         let fresh_cell = Cell::new(Limiter::Interval(fresh));
         let (g, _) = self.find_or_insert(&k, now, || Ok(fresh_cell))?;
-        let in_place = !g.hot() && !hot::is_hot(&fresh_cell);
-        if let Some(v) = self.update(g, now, |c| run(c, in_place))? {
+        if let Some(v) = self.update(g, now, run)? {
             return Ok(v);
         }
         let g = self.replace(
@@ -1295,7 +1292,7 @@ impl<'a> Table<'a> {
             &fresh_cell,
             |c| matches!(&c.limiter, Limiter::Interval(l) if interval_differs(l, &fresh)),
         )?;
-        self.update(g, now, |c| run(c, false))?.ok_or(Error::Busy)
+        self.update(g, now, run)?.ok_or(Error::Busy)
     }
 
     /// FreeSWITCH concurrent `limit`, app_rpt link count: takes a slot of
@@ -1524,22 +1521,15 @@ fn interval_differs(l: &IntervalLimit, fresh: &IntervalLimit) -> bool {
 
 /// [`Table::rate_check`] on cell `c`: with `fresh`'s max, one check at
 /// `now`; `Ok(None)` if `c` differs from `fresh` as [`interval_differs`]
-/// says and may not be replaced in place (`in_place`).
+/// says: the entry is replaced (its window and `MaxZero` are its own for
+/// life, in its meta and state words).
 #[inline(always)]
-fn interval_check(
-    c: &mut Cell,
-    fresh: &IntervalLimit,
-    in_place: bool,
-    now: u64,
-) -> Result<Option<Verdict>, Error> {
+fn interval_check(c: &mut Cell, fresh: &IntervalLimit, now: u64) -> Result<Option<Verdict>, Error> {
     let Limiter::Interval(l) = &mut c.limiter else {
         return Err(Error::WrongAlgorithm);
     };
     if interval_differs(l, fresh) {
-        if !in_place {
-            return Ok(None);
-        }
-        *l = *fresh;
+        return Ok(None);
     }
     interval_call(c, fresh.max(), now).map(Some)
 }
