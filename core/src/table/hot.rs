@@ -250,7 +250,10 @@ fn dead(cfg: u64, h: u64) -> u64 {
 /// One read of a hot entry's words.
 #[derive(Clone, Copy)]
 pub(crate) struct Snap {
-    cfg: u64,
+    /// Codec word 0 (the meta word's, the open bit clear).
+    w0: u32,
+    /// The limit (head word [`E_LIMIT`]).
+    limit: u32,
     iv: u64,
     x: u64,
     h: u64,
@@ -275,7 +278,8 @@ impl Snap {
                 e.s[S_P0].load(Ordering::Relaxed),
                 e.s[S_P1].load(Ordering::Relaxed),
             ],
-            cfg: cfg(e),
+            w0: cfg_of_meta(e[E_META].load(Ordering::Relaxed)),
+            limit: e[E_LIMIT].load(Ordering::Relaxed),
             iv: e.s[S_IV].load(Ordering::Relaxed),
             x: e.s[S_X].load(Ordering::Relaxed),
         }
@@ -300,7 +304,7 @@ impl Snap {
     fn stable(&self, e: &Entry) -> bool {
         fence_acquire();
         let h = e.s[S_H].load(Ordering::Relaxed);
-        h == self.h && (is_gcra(self.cfg) || h & FROZEN == 0)
+        h == self.h && (is_gcra(self.cfg()) || h & FROZEN == 0)
     }
 
     /// [`Snap::read`] until the words belong together; `None` while a
@@ -312,8 +316,8 @@ impl Snap {
             if snap.stable(e) {
                 return Some(snap);
             }
-            if !is_gcra(snap.cfg) && snap.h & FROZEN != 0 {
-                if is_slots(snap.cfg) {
+            if !is_gcra(snap.cfg()) && snap.h & FROZEN != 0 {
+                if is_slots(snap.cfg()) {
                     return None;
                 }
                 roll::finish(e, snap.h);
@@ -326,8 +330,10 @@ impl Snap {
         self.h
     }
 
+    /// Codec words 0 and 1 as one value (see [`cfg`]).
+    #[inline(always)]
     pub(crate) fn cfg(&self) -> u64 {
-        self.cfg
+        join(self.w0, self.limit)
     }
 
     /// The codec's words for this state (`alg`: the entry's algorithm, and
@@ -337,7 +343,7 @@ impl Snap {
     fn words(&self, alg: Algorithm, first_call: bool) -> ([u32; BUF_WORDS], Old) {
         let gcra = alg == Algorithm::Gcra;
         let mut w = [0u32; BUF_WORDS];
-        (w[0], w[1]) = split(self.cfg);
+        (w[0], w[1]) = (self.w0, self.limit);
         w[0] &= !WINDOW_BITS;
         if first_call {
             w[0] |= FIRST_EVENT as u32;
@@ -378,8 +384,8 @@ impl Snap {
 
     /// The limiter, changing nothing (listings, idleness).
     pub(crate) fn cell(&self, epoch: u64) -> Result<Cell, Error> {
-        let alg = Algorithm::from_u8((self.cfg & 0xf) as u8).ok_or(Error::Corrupt)?;
-        let (w, _) = self.words(alg, is_first(self.cfg));
+        let alg = Algorithm::from_u8((self.w0 & 0xf) as u8).ok_or(Error::Corrupt)?;
+        let (w, _) = self.words(alg, is_first(self.cfg()));
         super::codec::decode(&w, epoch)
     }
 }
@@ -448,7 +454,8 @@ impl<'a> Table<'a> {
         fast: impl Fn(&Snap) -> Option<(u64, T)>,
         f: impl FnMut(&mut Cell) -> Result<T, Error>,
     ) -> Result<Option<T>, Error> {
-        let cfg = cfg(e);
+        // Codec word 0 (no limit needed to pick the code).
+        let cfg = u64::from(cfg_of_meta(e[E_META].load(Ordering::Relaxed)));
         let alg = cfg as u32 & 0xf;
         let mut first = None;
         if alg == Algorithm::Taildrop as u32 {
@@ -525,7 +532,8 @@ impl<'a> Table<'a> {
                 (snap.h == GCRA_DEAD, false)
             } else if alg == Algorithm::Slots {
                 // Not open: dead, or no longer hot (its lock holder made
-                // it a locked entry, whose buffer 0 holds 0 here).
+                // it a locked entry, whose buffer 0 holds its leases, fewer
+                // than 2^24, in the low half here).
                 (snap.h & OPEN == 0, snap.h & FROZEN != 0)
             } else {
                 (
@@ -624,7 +632,7 @@ impl<'a> Table<'a> {
                 }
             }
             // (Codec word 0 is the entry's for life: only the limit moves.)
-            if after[1] != (snap.cfg >> 32) as u32 {
+            if after[1] != snap.limit {
                 e[E_LIMIT].store(after[1], Ordering::Relaxed);
             }
             if u64::from(after[8]) != snap.x && gcra {
@@ -677,7 +685,7 @@ impl<'a> Table<'a> {
 
     /// Swaps hot entry `e`'s `H` from `h` to dead: true if it was still `h`.
     pub(crate) fn hot_kill(&self, e: &Entry, snap: &Snap) -> bool {
-        e.s[S_H].cas(snap.h, dead(snap.cfg, snap.h)).is_ok()
+        e.s[S_H].cas(snap.h, dead(snap.cfg(), snap.h)).is_ok()
     }
 
     /// Swaps hot entry `e`'s `H` to dead whatever it holds (a removal),
@@ -685,7 +693,7 @@ impl<'a> Table<'a> {
     pub(crate) fn hot_kill_any(&self, e: &Entry) -> Result<(), Error> {
         for _ in 0..RETRIES {
             let snap = Snap::read(e);
-            if is_dead(snap.cfg, snap.h) || self.hot_kill(e, &snap) {
+            if is_dead(snap.cfg(), snap.h) || self.hot_kill(e, &snap) {
                 return Ok(());
             }
         }

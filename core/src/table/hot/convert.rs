@@ -66,7 +66,7 @@ impl Table<'_> {
         let e = g.e;
         for _ in 0..RETRIES {
             let snap = Snap::read(e);
-            if !is_slots(snap.cfg) || snap.h & OPEN == 0 {
+            if !is_slots(snap.cfg()) || snap.h & OPEN == 0 {
                 return Ok(false);
             }
             if snap.h & FROZEN != 0 {

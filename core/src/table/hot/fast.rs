@@ -55,8 +55,7 @@ impl Table<'_> {
         now: u64,
         limit: i64,
     ) -> Option<(u64, Verdict)> {
-        let (cfg, h, iv) = (snap.cfg, snap.h, snap.iv);
-        let stored = (cfg >> 32) as u32;
+        let (stored, h, iv) = (snap.limit, snap.h, snap.iv);
         if (limit > 0 && limit != i64::from(stored)) || h & (OPEN | FROZEN) != OPEN || iv == 0 {
             return None;
         }
