@@ -224,6 +224,27 @@ pub(crate) fn decode_as(
     Ok(cell)
 }
 
+/// The epoch [`each_kind`]'s aligned windows start at.
+#[cfg(test)]
+pub(crate) const TEST_EPOCH: u64 = 12_345;
+
+/// Calls `f` with every algorithm's new limiter (limit 7; FEEDBACK 50),
+/// once with windows aligned to [`TEST_EPOCH`] and once with windows from
+/// the first event, for tests of the encodings.
+#[cfg(test)]
+pub(crate) fn each_kind(mut f: impl FnMut(Algorithm, Limiter)) {
+    let windows = [
+        Window::aligned(1000, TEST_EPOCH).unwrap(),
+        Window::first_event(777).unwrap(),
+    ];
+    for window in windows {
+        for a in Algorithm::ALL {
+            let limit = if a == Algorithm::Feedback { 50 } else { 7 };
+            f(a, Limiter::new(a, limit, window).unwrap());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -231,34 +252,24 @@ mod tests {
 
     #[test]
     fn every_kind_round_trips_with_state() {
-        let epoch = 12_345;
-        let windows = [
-            Window::aligned(1000, epoch).unwrap(),
-            Window::first_event(777).unwrap(),
-        ];
-        for window in windows {
-            for a in Algorithm::ALL {
-                let limit = if a == Algorithm::Feedback { 50 } else { 7 };
-                let mut l = Limiter::new(a, limit, window).unwrap();
-                for t in [epoch, epoch + 5, epoch + 1500, epoch + 1501, epoch + 9000] {
-                    let _ = l.check(t, &Shared::default());
-                    let _ = l.acquire();
-                }
-                let mut cell = Cell::new(l);
-                if a == Algorithm::Slots {
-                    cell.leased = 2;
-                    cell.next_expiry = 99;
-                }
-                if a == Algorithm::Gcra {
-                    // GCRA keeps its own period and no window: nothing to compare.
-                }
-                assert_eq!(decode(&encode(&cell), epoch), Ok(cell), "{a:?}");
+        let epoch = TEST_EPOCH;
+        each_kind(|a, mut l| {
+            for t in [epoch, epoch + 5, epoch + 1500, epoch + 1501, epoch + 9000] {
+                let _ = l.check(t, &Shared::default());
+                let _ = l.acquire();
             }
-        }
-        let l = IntervalLimit::new(0, windows[0], MaxZero::Unlimited);
+            let mut cell = Cell::new(l);
+            if a == Algorithm::Slots {
+                cell.leased = 2;
+                cell.next_expiry = 99;
+            }
+            assert_eq!(decode(&encode(&cell), epoch), Ok(cell), "{a:?}");
+        });
+        let aligned = Window::aligned(1000, epoch).unwrap();
+        let l = IntervalLimit::new(0, aligned, MaxZero::Unlimited);
         let cell = Cell::new(Limiter::Interval(l));
         assert_eq!(decode(&encode(&cell), epoch), Ok(cell));
-        let l = IntervalLimit::new(-3, windows[1], MaxZero::ModHash);
+        let l = IntervalLimit::new(-3, Window::first_event(777).unwrap(), MaxZero::ModHash);
         let cell = Cell::new(Limiter::Interval(l));
         assert_eq!(decode(&encode(&cell), epoch), Ok(cell));
     }

@@ -880,56 +880,48 @@ fn a_holder_dying_while_deleting_an_entry_leaks_no_lease_record() {
 
 #[test]
 fn each_buffer_keeps_what_changes_and_neither_writes_the_others() {
-    let epoch = 12_345;
-    let windows = [
-        Window::aligned(1000, epoch).unwrap(),
-        Window::first_event(777).unwrap(),
-    ];
-    for window in windows {
-        for a in Algorithm::ALL {
-            let limit = if a == Algorithm::Feedback { 50 } else { 7 };
-            let mut l = Limiter::new(a, limit, window).unwrap();
-            // A fresh state (no window open yet), then after events.
-            let mut cells = [Cell::new(l); 3];
-            let mut now = epoch;
-            for c in cells.iter_mut() {
-                *c = Cell::new(l);
-                for _ in 0..3 {
-                    let _ = l.check(now, &Shared::default());
-                    now += 700;
-                }
-            }
-            if a == Algorithm::Slots {
-                for (i, c) in cells.iter_mut().enumerate() {
-                    let i = i as u32;
-                    c.limiter = Limiter::Slots(Slots {
-                        max: 7,
-                        usage: 10 + i,
-                        unmatched: 20 + i,
-                    });
-                    c.leased = 1 + i;
-                    c.next_expiry = 0x1_0000_0005 + u64::from(i);
-                }
-            }
-            let e = Entry::zero();
-            let m = meta(STATE_USED, 3, 0) | meta_cfg(encode(&cells[0])[0]);
-            e[E_META].store(m, Ordering::Relaxed);
-            let read = |b: usize| decode(&super::read_words(&e, b), epoch);
-            write_buffer(&e, 0, &cells[0]);
-            write_buffer(&e, 1, &cells[1]);
-            assert_eq!((read(0), read(1)), (Ok(cells[0]), Ok(cells[1])), "{a:?}");
-            // Rewriting either buffer leaves the other whole.
-            write_buffer(&e, 0, &cells[2]);
-            assert_eq!((read(0), read(1)), (Ok(cells[2]), Ok(cells[1])), "{a:?}");
-            write_buffer(&e, 1, &cells[0]);
-            assert_eq!((read(0), read(1)), (Ok(cells[2]), Ok(cells[0])), "{a:?}");
-            if a == Algorithm::Slots {
-                // Buffer 0's leases where a hot entry kept `H`: not open.
-                let h = e.s[hot::S_H].load(Ordering::Relaxed);
-                assert_eq!(h, 3 | (12 << 32));
+    let epoch = codec::TEST_EPOCH;
+    codec::each_kind(|a, mut l| {
+        // A fresh state (no window open yet), then after events.
+        let mut cells = [Cell::new(l); 3];
+        let mut now = epoch;
+        for c in cells.iter_mut() {
+            *c = Cell::new(l);
+            for _ in 0..3 {
+                let _ = l.check(now, &Shared::default());
+                now += 700;
             }
         }
-    }
+        if a == Algorithm::Slots {
+            for (i, c) in cells.iter_mut().enumerate() {
+                let i = i as u32;
+                c.limiter = Limiter::Slots(Slots {
+                    max: 7,
+                    usage: 10 + i,
+                    unmatched: 20 + i,
+                });
+                c.leased = 1 + i;
+                c.next_expiry = 0x1_0000_0005 + u64::from(i);
+            }
+        }
+        let e = Entry::zero();
+        let m = meta(STATE_USED, 3, 0) | meta_cfg(encode(&cells[0])[0]);
+        e[E_META].store(m, Ordering::Relaxed);
+        let read = |b: usize| decode(&super::read_words(&e, b), epoch);
+        write_buffer(&e, 0, &cells[0]);
+        write_buffer(&e, 1, &cells[1]);
+        assert_eq!((read(0), read(1)), (Ok(cells[0]), Ok(cells[1])), "{a:?}");
+        // Rewriting either buffer leaves the other whole.
+        write_buffer(&e, 0, &cells[2]);
+        assert_eq!((read(0), read(1)), (Ok(cells[2]), Ok(cells[1])), "{a:?}");
+        write_buffer(&e, 1, &cells[0]);
+        assert_eq!((read(0), read(1)), (Ok(cells[2]), Ok(cells[0])), "{a:?}");
+        if a == Algorithm::Slots {
+            // Buffer 0's leases where a hot entry kept `H`: not open.
+            let h = e.s[hot::S_H].load(Ordering::Relaxed);
+            assert_eq!(h, 3 | (12 << 32));
+        }
+    });
     // Five state words in all.
     assert_eq!(STATE_WORDS, 5);
     assert_eq!(core::mem::size_of::<Entry>(), 112);
