@@ -41,8 +41,8 @@
 //! 15 bits of the generation | frozen bit 48 (a conversion under way) |
 //! unmatched releases (bits 32-47) | open bit 31, always set while hot |
 //! usage (31 bits); the limit word holds the max, and no other word is
-//! used (no lease, so no expiry). Counts that would not fit make the entry a locked one instead
-//! of saturating (`hot/convert.rs`).
+//! used (no lease, so no expiry). Counts that would not fit make the
+//! entry a locked one instead of saturating (`hot/convert.rs`).
 //!
 //! # A check
 //! Read the generation (even), compare the key, load `H` (acquire) and

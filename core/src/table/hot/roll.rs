@@ -197,8 +197,8 @@ pub(super) fn roll_first(e: &Entry, snap: Snap, start: u64) -> bool {
 }
 
 /// Finishes the roll that `h`, a window pipe's `H` with the rolling bit,
-/// marks, whichever its anchor (read from the meta word, the entry's for as long
-/// as its generation, which `h` carries, holds).
+/// marks, whichever its anchor (read from the meta word, the entry's for
+/// as long as its generation, which `h` carries, holds).
 #[cold]
 #[inline(never)]
 pub(super) fn finish(e: &Entry, h: u64) {
