@@ -7,7 +7,7 @@
  *
  * Conventions: every fg_ function returns an fg_result (verdicts >= -4,
  * errors FG_E_* <= -100; fg_strerror names them); outputs go through
- * out-pointers written only on success; keys are (bytes, length), 1 to 64
+ * out-pointers written only on success; keys are (bytes, length), 1 to 56
  * bytes, any values; time is uint64_t nanoseconds from the caller
  * (fg_now_ns reads CLOCK_MONOTONIC); tables live in caller memory aligned
  * to 8; handles are caller-owned; every call is thread- and process-safe.

@@ -247,7 +247,7 @@ pub struct AgiReleaseArgs {
     pub lease_var: String,
 }
 
-/// A key as bytes (any bytes the shell passes, 1 to 64 of them).
+/// A key as bytes (any bytes the shell passes, 1 to [`MAX_KEY_LEN`] of them).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Key(pub Vec<u8>);
 

@@ -9,7 +9,7 @@
 //! * Outputs go through out-pointers that are written only on success. A NULL
 //!   required pointer is [`fg_result::FG_E_NULL`]; optional out-pointers say so.
 //! * Keys are `(const uint8_t *key, size_t key_len)`: any bytes, NUL and
-//!   non-UTF-8 included, 1 to 64 of them.
+//!   non-UTF-8 included, 1 to `FG_MAX_KEY_LEN` (56) of them.
 //! * Time is `uint64_t` nanoseconds of a monotonic clock the caller picks
 //!   ([`fg_now_ns`] reads `CLOCK_MONOTONIC`); the core never reads a clock.
 //! * The table lives in memory the caller owns (shm, a `MAP_SHARED` file, a
@@ -188,7 +188,7 @@ unsafe fn key<'k>(key: *const u8, len: usize) -> Result<&'k [u8], fg_result> {
     if len > FG_MAX_KEY_LEN {
         return Err(fg_result::FG_E_KEY_TOO_LONG);
     }
-    // SAFETY: the caller's contract for (key, len); len is 1..=64.
+    // SAFETY: the caller's contract for (key, len); len is 1..=FG_MAX_KEY_LEN.
     Ok(unsafe { core::slice::from_raw_parts(key, len) })
 }
 
