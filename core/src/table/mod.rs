@@ -1366,12 +1366,11 @@ impl<'a> Table<'a> {
     /// request for `intervals` whole windows, as pipelimit's `clean_unused`
     /// does at its timer ticks: a pipe last used in window `w` goes once the
     /// current window is `w + intervals + 1` or later. 0 deletes nothing.
-    /// No word records a last use: a pipe was last used in the window its
-    /// state last opened (so a pipe whose windows start at its first call
-    /// may go one window earlier than pipelimit would let it), a GCRA one
-    /// period after its theoretical arrival time less one emission
-    /// interval, and a SLOTS entry holding nothing goes at once (see
-    /// [`last_active`]).
+    /// No word records a last use; the state says it: a window pipe was
+    /// last used in the window it last opened (a pipe whose windows start
+    /// at its first call may so go one window earlier than pipelimit's
+    /// rule would let it), a GCRA at its theoretical arrival time less one
+    /// emission interval, and a SLOTS entry holding nothing goes at once.
     /// Returns how many entries were deleted. An entry whose lock stays held
     /// by a live holder (see [`lock`]) is left alone.
     pub fn clean_unused(&self, intervals: u32, now: u64) -> usize {
