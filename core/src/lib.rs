@@ -87,7 +87,8 @@
 //!   window its state last opened, which is pipelimit's rule for pipes on
 //!   the table's interval; a pipe whose windows start at its first call
 //!   may go one window earlier, a GCRA goes by its theoretical arrival
-//!   time, and a SLOTS entry holding nothing goes at the next cleaning.
+//!   time less one emission interval, and a SLOTS entry holding nothing
+//!   goes at the next cleaning.
 //!
 //! # Errors
 //! All fallible operations return [`Error`], a small `Copy` enum that
