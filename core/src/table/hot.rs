@@ -169,7 +169,7 @@ pub(crate) fn is_hot(cell: &Cell) -> bool {
 }
 
 /// Whether a window pipe's windows start at the first event (from its
-/// [`cfg`]).
+/// codec word 0, or [`Snap::cfg`]).
 fn is_first(cfg: u64) -> bool {
     cfg & FIRST_EVENT != 0
 }
@@ -180,16 +180,6 @@ fn is_gcra(cfg: u64) -> bool {
 
 pub(crate) fn is_slots(cfg: u64) -> bool {
     cfg as u32 & 0xf == Algorithm::Slots as u32
-}
-
-/// A hot entry's codec words 0 (algorithm, flags: the meta word's, the
-/// open bit clear) and 1 (the limit, head word [`E_LIMIT`]) as one value.
-#[inline(always)]
-pub(crate) fn cfg(e: &Entry) -> u64 {
-    join(
-        cfg_of_meta(e[E_META].load(Ordering::Relaxed)),
-        e[E_LIMIT].load(Ordering::Relaxed),
-    )
 }
 
 /// A SLOTS `H`'s state bits (generation aside) for these counts, if they
@@ -278,7 +268,7 @@ impl Snap {
                 e.s[S_P0].load(Ordering::Relaxed),
                 e.s[S_P1].load(Ordering::Relaxed),
             ],
-            w0: cfg_of_meta(e[E_META].load(Ordering::Relaxed)),
+            w0: e.word0(),
             limit: e[E_LIMIT].load(Ordering::Relaxed),
             iv: e.s[S_IV].load(Ordering::Relaxed),
             x: e.s[S_X].load(Ordering::Relaxed),
@@ -330,7 +320,8 @@ impl Snap {
         self.h
     }
 
-    /// Codec words 0 and 1 as one value (see [`cfg`]).
+    /// Codec words 0 (algorithm, flags) and 1 (the limit) as one value:
+    /// what `is_gcra`, `is_slots`, `is_first` and `dead` read.
     #[inline(always)]
     pub(crate) fn cfg(&self) -> u64 {
         join(self.w0, self.limit)
@@ -455,7 +446,7 @@ impl<'a> Table<'a> {
         f: impl FnMut(&mut Cell) -> Result<T, Error>,
     ) -> Result<Option<T>, Error> {
         // Codec word 0 (no limit needed to pick the code).
-        let cfg = u64::from(cfg_of_meta(e[E_META].load(Ordering::Relaxed)));
+        let cfg = u64::from(e.word0());
         let alg = cfg as u32 & 0xf;
         let mut first = None;
         if alg == Algorithm::Taildrop as u32 {

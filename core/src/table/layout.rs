@@ -146,6 +146,9 @@ pub(crate) const fn tag(hash: u64) -> u32 {
 pub(crate) const META_CFG_SHIFT: u32 = 9;
 /// The meta word's bits of the codec's word 0.
 pub(crate) const META_CFG: u32 = 0xff << META_CFG_SHIFT;
+/// The meta word's bits that [`meta`] sets: its state and its key's
+/// length and hash tag (not the entry's algorithm, nor its hot bit).
+pub(crate) const META_KEY: u32 = !(META_HOT | META_CFG);
 /// Codec word 0's open bit: the state's, never kept in the meta word.
 pub(crate) const CFG_OPEN: u32 = 1 << 5;
 

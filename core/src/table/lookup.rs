@@ -204,7 +204,7 @@ impl<'a> Table<'a> {
         let e = self.entries.get(idx)?;
         let gen = e[E_GEN].load(Ordering::Acquire);
         let m = e[E_META].load(Ordering::Acquire);
-        (m & !(META_HOT | META_CFG) == want && same_key(e, k)).then_some((gen, m))
+        (m & META_KEY == want && same_key(e, k)).then_some((gen, m))
     }
 
     /// The slot holding `k` among the two of tag word `w` (slots `first`
@@ -242,7 +242,7 @@ impl<'a> Table<'a> {
 
     #[inline(always)]
     pub(crate) fn matches(&self, idx: usize, k: &Key, m: u32) -> bool {
-        m & !(META_HOT | META_CFG) == meta(STATE_USED, k.len(), k.hash)
+        m & META_KEY == meta(STATE_USED, k.len(), k.hash)
             && self.entries.get(idx).is_some_and(|e| same_key(e, k))
     }
 

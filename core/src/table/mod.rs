@@ -378,7 +378,7 @@ const SHARED: usize = 2;
 fn read_words(e: &Entry, buf: usize) -> [u32; BUF_WORDS] {
     let at = |i: usize| split(e.s[i].load(Ordering::Relaxed));
     let mut w = [0u32; BUF_WORDS];
-    w[0] = cfg_of_meta(e[E_META].load(Ordering::Relaxed));
+    w[0] = e.word0();
     w[1] = e[E_LIMIT].load(Ordering::Relaxed);
     let alg = w[0] & 0xf;
     if alg == Algorithm::Slots as u32 {

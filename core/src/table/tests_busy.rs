@@ -329,7 +329,7 @@ fn a_mod_hash_limit_checks_and_rolls_while_its_lock_is_held() {
 /// killed caller's claim is found (the claimed window's start, in `S_P0`).
 #[test]
 fn a_first_window_opens_while_the_lock_is_held() {
-    use super::hot::{cfg, fresh, S_H, S_P0, S_P1, S_X, UNCLAIMED};
+    use super::hot::{fresh, S_H, S_P0, S_P1, S_X, UNCLAIMED};
     with_table(4, |t| {
         let counts = |k: &[u8], now| t.get(k, now).map(|s| (s.counter, s.last_counter));
         // A new pipe whose lock a live holder keeps, its first window
@@ -386,7 +386,7 @@ fn a_first_window_opens_while_the_lock_is_held() {
         assert_eq!(f(S), Ok(Verdict::Pass));
         let e = &t.entries[idx_of(&t, b"f")];
         let gen = e[E_GEN].load(Ordering::Relaxed);
-        let cfg = cfg(e);
+        let cfg = u64::from(e.word0());
         // As a new entry's words (`hot_write`), then the claim.
         e.s[S_H].store(fresh(cfg, gen), Ordering::Relaxed);
         e.s[S_X].store(fresh(cfg, gen) & !0xffff_ffff_ffff, Ordering::Relaxed);

@@ -9,7 +9,7 @@
 //! locked path: a check costs one uncontended lock more there, and a holder
 //! that stays blocks that entry's callers until [`Error::Busy`](crate::Error::Busy).
 
-use super::layout::{ENTRY_HEAD_WORDS, E_GEN, E_KEY, KEY_WORDS, STATE_WORDS};
+use super::layout::{cfg_of_meta, ENTRY_HEAD_WORDS, E_GEN, E_KEY, E_META, KEY_WORDS, STATE_WORDS};
 use super::lock::{AtomicU32, Ordering};
 
 #[cfg(all(target_has_atomic = "64", not(loom)))]
@@ -105,6 +105,13 @@ pub struct Entry {
 const _: () = assert!(E_KEY + KEY_WORDS == ENTRY_HEAD_WORDS);
 
 impl Entry {
+    /// The codec's word 0 (algorithm and flags, the open bit clear) as the
+    /// meta word keeps it for the entry's life.
+    #[inline(always)]
+    pub(crate) fn word0(&self) -> u32 {
+        cfg_of_meta(self[E_META].load(Ordering::Relaxed))
+    }
+
     /// A zeroed entry.
     #[cfg(not(loom))]
     pub(crate) const fn zero() -> Entry {

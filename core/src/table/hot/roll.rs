@@ -202,7 +202,7 @@ pub(super) fn roll_first(e: &Entry, snap: Snap, start: u64) -> bool {
 #[cold]
 #[inline(never)]
 pub(super) fn finish(e: &Entry, h: u64) {
-    if is_first(super::cfg(e)) {
+    if is_first(u64::from(e.word0())) {
         finish_first(e, h);
     } else {
         finish_aligned(e, h);
@@ -400,7 +400,7 @@ impl Table<'_> {
     /// finished.
     pub(crate) fn hot_recover(&self, e: &Entry) {
         let h = e.s[S_H].load(Ordering::Acquire);
-        let cfg = super::cfg(e);
+        let cfg = u64::from(e.word0());
         if is_gcra(cfg) || h & FROZEN == 0 {
             return;
         }
