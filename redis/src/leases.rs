@@ -182,7 +182,7 @@ pub fn usage(a: &[&[u8]], old: Option<Value>, env: &mut Env) -> Result<Outcome, 
 /// `FG.HUB key per_member_max total_max member [member ...] [HOLD ms]` ->
 /// `[member, lease]`, or `[nil, ""]` when full (send to the dump node).
 pub fn hub(a: &[&[u8]], old: Option<Value>, env: &mut Env) -> Result<Outcome, CmdError> {
-    let mut a = a.to_vec();
+    let mut a = a;
     let hold = args::take_hold(&mut a, 3)?.unwrap_or(DEFAULT_HOLD);
     if a.len() < 3 {
         return Err(CmdError::WrongArity);

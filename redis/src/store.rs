@@ -11,15 +11,17 @@
 //! This is the module's hot path, so it talks to the module API directly
 //! (the table of function pointers Redis fills at load, copied once into
 //! `Api`): arguments are read in place (`StringPtrLen`, no copies, no
-//! reference counts), the key with string DMA, the expiry set absolutely,
-//! `RedisModule_Replicate` called with the command's own key string, and
+//! reference counts, their slices on the stack), the key with string DMA,
+//! the expiry set absolutely, `RedisModule_Replicate` called with the
+//! command's own key string and a `PXAT` string made once at load, and
 //! replies written with `RedisModule_ReplyWith*`; the expiry is set only when
-//! it changes (once a window for a pipe). Through the `redis-module` crate's
-//! safe layer, with an `encode` that grew its Vec, an `FG.CHECK` took 15 188
-//! instructions per request in Redis; this path takes 10 613 (callgrind,
-//! BENCHMARKS.md; `SET` takes 4 656). These `unsafe` blocks run only inside
-//! Redis, so Miri cannot cover them: the integration tests in `tests/` run
-//! every one in a real redis-server.
+//! it changes (once a window for a pipe), and a pipe's value is encoded on
+//! the stack. Through the `redis-module` crate's safe layer, with an
+//! `encode` that grew its Vec, an `FG.CHECK` took 15 188 instructions per
+//! request in Redis, against 10 613 on the first version of this path,
+//! measured the same way (BENCHMARKS.md). These `unsafe` blocks run only
+//! inside Redis, so Miri cannot cover them: the integration tests in
+//! `tests/` run every one in a real redis-server.
 #![allow(unsafe_code)]
 
 use std::ffi::{c_char, c_int, c_long, c_longlong, CString};
@@ -27,6 +29,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::OnceLock;
 
 use redis_module::raw::{self, RedisModuleCtx, RedisModuleKey, RedisModuleString};
+use smallvec::SmallVec;
 
 use crate::args::{self, CmdError};
 use crate::cmd::{Effect, Env, Ids, Outcome, Reply};
@@ -73,7 +76,20 @@ struct Api {
     reply_array: unsafe extern "C" fn(*mut Ctx, c_long) -> c_int,
     reply_buffer: unsafe extern "C" fn(*mut Ctx, *const c_char, usize) -> c_int,
     reply_null: unsafe extern "C" fn(*mut Ctx) -> c_int,
+    /// `PXAT`, created once and never freed: replication passes it by
+    /// reference count instead of building the string on every command.
+    pxat: Retained,
 }
+
+/// A module string the module holds for its whole life.
+struct Retained(*mut RString);
+
+// SAFETY: the string is created once at load, never freed or changed by
+// the module, and only used (its reference count moved by Redis while it
+// propagates) on Redis's main thread, where every command runs.
+unsafe impl Send for Retained {}
+// SAFETY: as for Send.
+unsafe impl Sync for Retained {}
 
 type Ctx = RedisModuleCtx;
 type RKey = RedisModuleKey;
@@ -88,6 +104,12 @@ pub fn load_api() -> bool {
     // nothing writes it again; the entries are copied out by value.
     let api = unsafe {
         (|| {
+            let create = raw::RedisModule_CreateString?;
+            // A NULL context: no automatic memory, the string lives on.
+            let pxat = create(std::ptr::null_mut(), c"PXAT".as_ptr(), 4);
+            if pxat.is_null() {
+                return None;
+            }
             Some(Api {
                 open_key: raw::RedisModule_OpenKey?,
                 close_key: raw::RedisModule_CloseKey?,
@@ -106,6 +128,7 @@ pub fn load_api() -> bool {
                 reply_array: raw::RedisModule_ReplyWithArray?,
                 reply_buffer: raw::RedisModule_ReplyWithStringBuffer?,
                 reply_null: raw::RedisModule_ReplyWithNull?,
+                pxat: Retained(pxat),
             })
         })()
     };
@@ -285,7 +308,8 @@ fn run(
         Ok(n) if !argv.is_null() => unsafe { std::slice::from_raw_parts(argv, n) },
         _ => &[],
     };
-    let mut args: Vec<&[u8]> = strings
+    // On the stack for every command but a long FG.HUB: no allocation.
+    let all: SmallVec<[&[u8]; 16]> = strings
         .iter()
         .map(|&s| {
             let mut len = 0usize;
@@ -295,6 +319,7 @@ fn run(
             unsafe { std::slice::from_raw_parts(p.cast::<u8>(), len) }
         })
         .collect();
+    let mut args = &all[..];
     let test_now = args::take_now(&mut args, TEST_CLOCK.load(Ordering::Relaxed))?;
     // After NOW came off: `FG.CHECK NOW 5` names no key.
     let (Some(&name), Some(rest)) = (strings.get(1), args.get(2..)) else {
@@ -335,18 +360,22 @@ fn run(
             let bytes = value::encode(&v);
             let ms = ceil_ms(until);
             key.write(&bytes, (old_expiry != Some(ms)).then_some(ms))?;
-            // SAFETY: "sbcl": the key (a module string), the value (pointer
-            // and length), a C string and a long long, as the format says.
+            let mut digits = itoa::Buffer::new();
+            let ms_text = digits.format(ms);
+            // SAFETY: "sbsb": the key (a module string), the value (pointer
+            // and length), PXAT (a module string) and the expiry's digits
+            // (pointer and length), as the format says.
             unsafe {
                 (api.replicate)(
                     ctx,
                     c"SET".as_ptr(),
-                    c"sbcl".as_ptr(),
+                    c"sbsb".as_ptr(),
                     name,
                     bytes.as_ptr().cast::<c_char>(),
                     bytes.len(),
-                    c"PXAT".as_ptr(),
-                    ms,
+                    api.pxat.0,
+                    ms_text.as_ptr().cast::<c_char>(),
+                    ms_text.len(),
                 )
             };
         }

@@ -20,6 +20,7 @@
 //! says so (it expires on its own, or `DEL` it), never misread.
 
 use floodgate::{Limiter, STATE_WORDS};
+use smallvec::SmallVec;
 
 /// The encoding version this build reads and writes.
 pub const VERSION: u8 = 1;
@@ -109,8 +110,15 @@ const KIND_SLOTS: u8 = 3;
 const KIND_HUB: u8 = 4;
 const KIND_THROTTLE: u8 = 5;
 
+/// Bytes a value keeps on the stack while it is encoded: a pipe's 40, a
+/// throttle's 12; leases go to the heap, allocated once at their length.
+pub const INLINE: usize = 64;
+
+/// A value's bytes, as [`encode`] gives them.
+pub type Encoded = SmallVec<[u8; INLINE]>;
+
 /// The bytes of `v`.
-pub fn encode(v: &Value) -> Vec<u8> {
+pub fn encode(v: &Value) -> Encoded {
     let len = 4 + match v {
         Value::Pipe(_) | Value::Rate(_) => 4 * STATE_WORDS,
         Value::Slots(ls) | Value::Hub(ls) => {
@@ -118,41 +126,48 @@ pub fn encode(v: &Value) -> Vec<u8> {
         }
         Value::Throttle(_) => 8,
     };
-    let mut out = Vec::with_capacity(len);
-    out.extend_from_slice(&[b'F', b'G', VERSION, 0]);
+    let mut out = Encoded::from_elem(0, len);
+    let mut w = Writer(&mut out);
+    let kind = match v {
+        Value::Pipe(_) => KIND_PIPE,
+        Value::Rate(_) => KIND_RATE,
+        Value::Slots(_) => KIND_SLOTS,
+        Value::Hub(_) => KIND_HUB,
+        Value::Throttle(_) => KIND_THROTTLE,
+    };
+    w.put(&[b'F', b'G', VERSION, kind]);
     match v {
         Value::Pipe(l) | Value::Rate(l) => {
-            out[3] = if matches!(v, Value::Pipe(_)) {
-                KIND_PIPE
-            } else {
-                KIND_RATE
-            };
-            for w in l.to_words() {
-                out.extend_from_slice(&w.to_le_bytes());
+            for word in l.to_words() {
+                w.put(&word.to_le_bytes());
             }
         }
         Value::Slots(ls) | Value::Hub(ls) => {
-            out[3] = if matches!(v, Value::Slots(_)) {
-                KIND_SLOTS
-            } else {
-                KIND_HUB
-            };
-            out.extend_from_slice(&ls.max.to_le_bytes());
-            out.extend_from_slice(&ls.total_max.to_le_bytes());
-            out.extend_from_slice(&(ls.list.len() as u32).to_le_bytes());
+            w.put(&ls.max.to_le_bytes());
+            w.put(&ls.total_max.to_le_bytes());
+            w.put(&(ls.list.len() as u32).to_le_bytes());
             for l in &ls.list {
-                out.extend_from_slice(&l.id.to_le_bytes());
-                out.extend_from_slice(&l.expires.to_le_bytes());
-                out.extend_from_slice(&(l.member.len() as u16).to_le_bytes());
-                out.extend_from_slice(&l.member);
+                w.put(&l.id.to_le_bytes());
+                w.put(&l.expires.to_le_bytes());
+                w.put(&(l.member.len() as u16).to_le_bytes());
+                w.put(&l.member);
             }
         }
-        Value::Throttle(tat) => {
-            out[3] = KIND_THROTTLE;
-            out.extend_from_slice(&tat.to_le_bytes());
-        }
+        Value::Throttle(tat) => w.put(&tat.to_le_bytes()),
     }
+    debug_assert!(w.0.is_empty(), "encode: length computed wrong");
     out
+}
+
+/// Fills a buffer sized in advance from its front.
+struct Writer<'a>(&'a mut [u8]);
+
+impl Writer<'_> {
+    fn put(&mut self, bytes: &[u8]) {
+        let (head, rest) = core::mem::take(&mut self.0).split_at_mut(bytes.len());
+        head.copy_from_slice(bytes);
+        self.0 = rest;
+    }
 }
 
 /// Reads little-endian integers off the front of a slice.
@@ -269,17 +284,33 @@ mod tests {
                 total_max: 200,
                 list: vec![lease(9, b"node\0\xff"), lease(3, b"")],
             }),
+            // Past INLINE bytes: on the heap.
+            Value::Hub(Leases {
+                max: 2,
+                total_max: 9,
+                list: (1..=5).map(|i| lease(i, b"2001")).collect(),
+            }),
             Value::Throttle(u64::MAX - 3),
         ];
+        let mut spilled = 0;
         for v in values {
             let bytes = encode(&v);
-            assert_eq!(
-                bytes.len(),
-                bytes.capacity(),
-                "{v:?}: allocated once, exactly"
-            );
+            if bytes.spilled() {
+                assert_eq!(
+                    bytes.len(),
+                    bytes.capacity(),
+                    "{v:?}: allocated once, exactly"
+                );
+                spilled += 1;
+            } else {
+                assert!(bytes.len() <= INLINE);
+            }
+            if matches!(v, Value::Pipe(_) | Value::Rate(_) | Value::Throttle(_)) {
+                assert!(!bytes.spilled(), "{v:?}: on the stack, no allocation");
+            }
             assert_eq!(decode(&bytes), Ok(v.clone()), "{v:?}");
         }
+        assert_eq!(spilled, 1, "the five-lease hub");
     }
 
     #[test]
