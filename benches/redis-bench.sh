@@ -27,6 +27,8 @@
 #                                                    key the module writes has one
 #     FG.CHECK pipe:R TAILDROP 1000000 INTERVAL 1000 passes (the common case)
 #     FG.CHECK drop:R TAILDROP 1 INTERVAL 10000      mostly drops (reported apart)
+#     FG.CHECK dflt:R TAILDROP 1000000               passes, the Kamailio form: the
+#                                                    module's default window (10 s), 4 arguments
 #     CL.THROTTLE cell:R 100 1000000 1               allowed; the state lives ~1 µs, so
 #                                                    every call finds its key expired
 #     CL.THROTTLE cellk:R 100 100 60                 allowed, the key kept between calls
@@ -122,6 +124,7 @@ CASES=(
     "SET PX|SET ttl:__rand_int__ x PX 60000"
     "FG.CHECK pass|FG.CHECK pipe:__rand_int__ TAILDROP 1000000 INTERVAL 1000"
     "FG.CHECK drop|FG.CHECK drop:__rand_int__ TAILDROP 1 INTERVAL 10000"
+    "FG.CHECK default|FG.CHECK dflt:__rand_int__ TAILDROP 1000000"
     "CL.THROTTLE|CL.THROTTLE cell:__rand_int__ 100 1000000 1"
     "CL.THROTTLE kept|CL.THROTTLE cellk:__rand_int__ 100 100 60"
     "Lua INCR+EXPIRE|EVALSHA $SHA 1 lua:__rand_int__ 1000000 1"
@@ -142,6 +145,7 @@ expect OK SET ttl:check x PX 60000
 expect 1 FG.CHECK pipe:check TAILDROP 1000000 INTERVAL 1000
 expect 1 FG.CHECK drop:check TAILDROP 1 INTERVAL 10000
 expect -1 FG.CHECK drop:check TAILDROP 1 INTERVAL 10000
+expect 1 FG.CHECK dflt:check TAILDROP 1000000
 expect "0 101 100 -1 1" CL.THROTTLE cell:check 100 1000000 1
 expect "0 101 100 -1 1" CL.THROTTLE cellk:check 100 100 60
 expect 1 EVALSHA "$SHA" 1 lua:check 1000000 1
