@@ -146,7 +146,7 @@ expect 1 FG.CHECK pipe:check TAILDROP 1000000 INTERVAL 1000
 expect 1 FG.CHECK drop:check TAILDROP 1 INTERVAL 10000
 expect -1 FG.CHECK drop:check TAILDROP 1 INTERVAL 10000
 expect 1 FG.CHECK dflt:check TAILDROP 1000000
-expect "0 101 100 -1 1" CL.THROTTLE cell:check 100 1000000 1
+expect "0 101 100 -1 0" CL.THROTTLE cell:check 100 1000000 1
 expect "0 101 100 -1 1" CL.THROTTLE cellk:check 100 100 60
 expect 1 EVALSHA "$SHA" 1 lua:check 1000000 1
 expect 1 INCR ctr:check

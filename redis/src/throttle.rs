@@ -13,16 +13,24 @@
 //! | 1 | limited: 0 or 1 |
 //! | 2 | limit: `max_burst + 1` |
 //! | 3 | remaining: `floor((dvt - ttl) / T)`, at least 0, with `ttl` = new `TAT - now` (passed) or `base - now` (limited) |
-//! | 4 | retry_after: seconds until this quantity would pass, rounded up; -1 when passed, or when the quantity exceeds the burst (it never will) |
-//! | 5 | reset_after: `ttl` in seconds, rounded up |
+//! | 4 | retry_after: seconds until this quantity would pass, rounded up as redis-cell rounds; -1 when passed, or when the quantity exceeds the burst (it never will) |
+//! | 5 | reset_after: `ttl` in seconds, rounded up as redis-cell rounds |
+//!
+//! Seconds are rounded as redis-cell 0.3 and 0.4 round them: the whole
+//! seconds, plus one when what is left holds at least one whole millisecond
+//! (`whole_seconds() + (subsec_milliseconds() > 0)`). A remainder under a
+//! millisecond is dropped, so after one cell of a 1 000 000-a-second limit
+//! `reset_after` is 0, as redis-cell says. (redis-cell 0.2, the version on
+//! crates.io, truncated every fraction.)
 //!
 //! Differences from redis-cell, deliberate: the key stores floodgate's own
 //! encoding (not redis-cell's decimal TAT), written with an absolute expiry
-//! and replicated as its effect; a refusal is decided to the nanosecond
-//! (redis-cell 0.3 compared whole seconds, `diff.num_seconds() < 0`, and let
-//! a cell through up to a second early); zero or negative counts, periods
-//! and bursts are errors, never a crash; and a limited call's `ttl` never
-//! goes negative, so `remaining` never exceeds the limit.
+//! and replicated as its effect; zero or negative counts, periods and
+//! bursts are errors, never a crash; a limited call's `ttl` never goes
+//! negative, so `remaining` never exceeds the limit; and `remaining` is
+//! divided in nanoseconds (redis-cell divides whole microseconds as `f64`,
+//! which can differ by one near a multiple and, for an emission interval
+//! under 1 µs, divides by zero).
 
 use floodgate::Gcra;
 
@@ -33,8 +41,12 @@ use crate::value::Value;
 
 const SECOND: u64 = 1_000_000_000;
 
+const MILLISECOND: u64 = 1_000_000;
+
+/// redis-cell's rounding of a duration to seconds: whole seconds, plus one
+/// when the rest holds a whole millisecond or more.
 fn ceil_seconds(ns: u64) -> i64 {
-    (ns / SECOND + u64::from(!ns.is_multiple_of(SECOND))) as i64
+    (ns / SECOND + u64::from(ns % SECOND >= MILLISECOND)) as i64
 }
 
 /// `CL.THROTTLE key max_burst count period [quantity]`.
@@ -146,6 +158,41 @@ mod tests {
                 Effect::Delete => state = None,
             }
         }
+    }
+
+    #[test]
+    fn seconds_round_up_from_a_whole_millisecond_as_redis_cell_does() {
+        for (ns, want) in [
+            (0, 0),
+            (1, 0),
+            (MS - 1, 0),
+            (MS, 1),
+            (SECOND, 1),
+            (SECOND + MS - 1, 1),
+            (SECOND + MS, 2),
+            (3 * SECOND + 900 * MS, 4),
+            (u64::MAX, (u64::MAX / SECOND + 1) as i64),
+        ] {
+            assert_eq!(ceil_seconds(ns), want, "{ns} ns");
+        }
+        // One cell of a million a second: the bucket is whole again 1 µs
+        // later, and redis-cell replies `0 101 100 -1 0`.
+        let mut env = Env {
+            now: 1_700_000_000 * SECOND,
+            default_interval: 0,
+            ids: Ids(0),
+        };
+        let out = throttle(&[b"100", b"1000000", b"1"], None, &mut env).unwrap();
+        assert_eq!(
+            out.reply,
+            Reply::Array(vec![
+                Reply::Int(0),
+                Reply::Int(101),
+                Reply::Int(100),
+                Reply::Int(-1),
+                Reply::Int(0),
+            ])
+        );
     }
 
     #[test]

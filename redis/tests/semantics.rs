@@ -456,6 +456,8 @@ fn fg_rate_verdicts_equal_the_core_interval_limit() {
 /// * `retry_after = ceil((new_tat - tau - now) / 1 s)` when limited and
 ///   `q * T <= tau` (the request could ever pass), else `-1`
 /// * `reset_after = ceil(ttl / 1 s)`; `limit = max_burst + 1`
+/// * `ceil` is redis-cell 0.3's: whole seconds, plus one when the rest holds
+///   at least one whole millisecond (a rest under 1 ms is dropped)
 ///
 /// Reply: `[limited, limit, remaining, retry_after, reset_after]`.
 struct CellModel {
@@ -477,7 +479,7 @@ impl CellModel {
     }
 
     fn throttle(&mut self, now: u64, q: u64) -> [i64; 5] {
-        let ceil_s = |ns: u64| ns.div_ceil(S) as i64;
+        let ceil_s = |ns: u64| (ns / S + u64::from(ns % S >= MS)) as i64;
         let tat = self.tat.unwrap_or(now).max(now);
         let inc = q * self.t;
         let new_tat = tat + inc;
@@ -563,6 +565,34 @@ fn cl_throttle_replays_redis_cells_case_table() {
         Some(model.throttle(base + 20_000 * MS, 1).to_vec()),
         "CL.THROTTLE without quantity"
     );
+    // A million a second: every time left is under a millisecond, which
+    // redis-cell rounds down to 0 s, a limited call's retry_after too.
+    let mut fast = CellModel::new(100, 1_000_000, 1);
+    for (q, expected) in [
+        (1, [0, 101, 100, -1, 0]),
+        (100, [0, 101, 0, -1, 0]),
+        (1, [1, 101, 0, 0, 0]),
+    ] {
+        assert_eq!(fast.throttle(base, q), expected, "model, quantity {q}");
+        let reply = call(
+            &mut con,
+            &[
+                "CL.THROTTLE",
+                "cell:fast",
+                "100",
+                "1000000",
+                "1",
+                &q.to_string(),
+                "NOW",
+                &base.to_string(),
+            ],
+        );
+        assert_eq!(
+            ints(&reply),
+            Some(expected.to_vec()),
+            "cell:fast, quantity {q}"
+        );
+    }
 }
 
 #[test]
