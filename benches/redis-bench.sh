@@ -19,6 +19,9 @@
 #   PAIRS            1: also run benches/src/bin/redis_pairs (FG.ACQUIRE +
 #                    FG.RELEASE pairs, which redis-benchmark cannot chain) [1]
 #   STRICT           1: exit 1 when a target is missed [0]
+#   REDIS_CELL       a redis-cell module (libredis_cell.so): also runs its
+#                    CL.THROTTLE, same arguments, on a second redis-server
+#                    (both modules name the command CL.THROTTLE) [unset]
 #
 # What runs, each round in this order, all against the same server:
 #   redis-benchmark -c CLIENTS -P PIPELINE -r KEYSPACE -n N --csv with
@@ -61,6 +64,7 @@ PIPELINE=${PIPELINE:-16}
 KEYSPACE=${KEYSPACE:-100000}
 PAIRS=${PAIRS:-1}
 STRICT=${STRICT:-0}
+CELL_MODULE=${REDIS_CELL:-}
 
 die() { echo "redis-bench.sh: $*" >&2; exit 1; }
 
@@ -72,6 +76,10 @@ MODULE=$(cd "$(dirname "$MODULE")" && pwd)/$(basename "$MODULE")
 [[ $N =~ ^[0-9]+$ && $N -ge 2 ]] || die "N must be an integer >= 2"
 [[ $ROUNDS =~ ^[0-9]+$ && $ROUNDS -ge 1 ]] || die "ROUNDS must be an integer >= 1"
 PAIR_OPS=$((N / 2))
+if [[ -n $CELL_MODULE ]]; then
+    [[ -f $CELL_MODULE ]] || die "REDIS_CELL: no such file: $CELL_MODULE"
+    CELL_MODULE=$(cd "$(dirname "$CELL_MODULE")" && pwd)/$(basename "$CELL_MODULE")
+fi
 
 if [[ $PAIRS == 1 ]]; then
     (cd "$ROOT" && cargo build --release -q -p floodgate-benches --bin redis_pairs) \
@@ -80,39 +88,62 @@ if [[ $PAIRS == 1 ]]; then
 fi
 
 TMP=$(mktemp -d)
-SERVER_PID=
+SERVER_PIDS=()
 cleanup() {
-    if [[ -n $SERVER_PID ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
-        kill "$SERVER_PID" 2>/dev/null || true
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
+    local pid
+    for pid in "${SERVER_PIDS[@]}"; do
+        if kill -0 "$pid" 2>/dev/null; then
+            kill "$pid" 2>/dev/null || true
+            wait "$pid" 2>/dev/null || true
+        fi
+    done
     rm -rf "$TMP"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # A free port: nothing answers on it.
-PORT=
-for _ in $(seq 1 50); do
-    p=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-        PORT=$p
-        break
-    fi
-done
-[[ -n $PORT ]] || die "no free port found"
+free_port() {
+    local p
+    for _ in $(seq 1 50); do
+        p=$((20000 + RANDOM % 40000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            echo "$p"
+            return 0
+        fi
+    done
+    return 1
+}
 
-redis-server --port "$PORT" --bind 127.0.0.1 --save "" --appendonly no \
-    --daemonize no --logfile "$TMP/redis.log" --loadmodule "$MODULE" &
-SERVER_PID=$!
+# The commands of every case go to $PORT (the floodgate server, or the
+# redis-cell server for its cases).
 cli() { redis-cli -p "$PORT" "$@"; }
-for _ in $(seq 1 100); do
-    [[ $(cli PING 2>/dev/null) == PONG ]] && break
-    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$TMP/redis.log" >&2; die "redis-server did not start"; }
-    sleep 0.1
-done
-[[ $(cli PING 2>/dev/null) == PONG ]] || { cat "$TMP/redis.log" >&2; die "redis-server does not answer on port $PORT"; }
-cli MODULE LIST | grep -qx floodgate || die "module not loaded"
+
+start_server() { # port, module, log name, module name in MODULE LIST
+    local port=$1 pid
+    redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no \
+        --daemonize no --logfile "$TMP/$3.log" --loadmodule "$2" &
+    pid=$!
+    SERVER_PIDS+=("$pid")
+    for _ in $(seq 1 100); do
+        [[ $(redis-cli -p "$port" PING 2>/dev/null) == PONG ]] && break
+        kill -0 "$pid" 2>/dev/null || { cat "$TMP/$3.log" >&2; die "redis-server ($3) did not start"; }
+        sleep 0.1
+    done
+    [[ $(redis-cli -p "$port" PING 2>/dev/null) == PONG ]] || { cat "$TMP/$3.log" >&2; die "redis-server ($3) does not answer on port $port"; }
+    redis-cli -p "$port" MODULE LIST | grep -qx "$4" || die "module $4 not loaded on port $port"
+}
+
+FG_PORT=$(free_port) || die "no free port found"
+start_server "$FG_PORT" "$MODULE" floodgate floodgate
+PORT=$FG_PORT
+CELL_PORT=
+if [[ -n $CELL_MODULE ]]; then
+    # CL.THROTTLE exists in both modules, so redis-cell gets a server of
+    # its own: the same redis-server binary and settings.
+    CELL_PORT=$(free_port) || die "no free port found"
+    start_server "$CELL_PORT" "$CELL_MODULE" redis-cell redis-cell
+fi
 
 LUA="local c = redis.call('INCR', KEYS[1]) if c == 1 then redis.call('EXPIRE', KEYS[1], ARGV[2]) end if c > tonumber(ARGV[1]) then return -1 end return 1"
 SHA=$(cli SCRIPT LOAD "$LUA")
@@ -131,6 +162,14 @@ CASES=(
     "INCR|INCR ctr:__rand_int__"
     "FG.USAGE missing|FG.USAGE none:__rand_int__"
 )
+# With REDIS_CELL, redis-cell's own CL.THROTTLE on its own server, same
+# arguments (name|command|cell: the command goes to that server).
+if [[ -n $CELL_MODULE ]]; then
+    CASES+=(
+        "redis-cell CL.THROTTLE|CL.THROTTLE cell:__rand_int__ 100 1000000 1|cell"
+        "redis-cell CL.THROTTLE kept|CL.THROTTLE cellk:__rand_int__ 100 100 60|cell"
+    )
+fi
 PAIR_CASES=(set-get acquire-release incr-expire evalsha check)
 
 # Every command answers as expected before anything is timed.
@@ -152,6 +191,17 @@ expect 1 EVALSHA "$SHA" 1 lua:check 1000000 1
 expect 1 INCR ctr:check
 expect 0 FG.USAGE none:check
 cli DEL key:check ttl:check pipe:check drop:check cell:check cellk:check lua:check ctr:check >/dev/null
+if [[ -n $CELL_MODULE ]]; then
+    # redis-cell's replies to the same calls (0.2 truncates seconds, 0.3
+    # and later round up from a whole millisecond: 0 here either way).
+    PORT=$CELL_PORT
+    expect "0 101 100 -1 0" CL.THROTTLE cell:check 100 1000000 1
+    got=$(cli CL.THROTTLE cellk:check 100 100 60 | tr '\n' ' ' | sed 's/ $//')
+    [[ $got == "0 101 100 -1 0" || $got == "0 101 100 -1 1" ]] \
+        || die "redis-cell: CL.THROTTLE cellk:check 100 100 60 replied '$got'"
+    cli DEL cell:check cellk:check >/dev/null
+    PORT=$FG_PORT
+fi
 
 # Main-thread CPU seconds of the server so far.
 server_cpu() {
@@ -208,10 +258,12 @@ record_usec() { # case, usec, operations
     CMD[$1]+=$(awk -v u="$2" -v n="$3" 'BEGIN { printf "%.3f ", u / n }')
 }
 
-run_benchmark() { # name, command
+run_benchmark() { # name, command, server ("cell" for redis-cell's, else floodgate's)
     local name=$1 cmd=$2 out rps
     local -a words
     read -r -a words <<<"$cmd"
+    PORT=$FG_PORT
+    [[ ${3:-} == cell ]] && PORT=$CELL_PORT
     cli CONFIG RESETSTAT >/dev/null
     mark
     out=$(redis-benchmark -p "$PORT" -c "$CLIENTS" -P "$PIPELINE" -n "$N" -r "$KEYSPACE" --csv "${words[@]}") \
@@ -263,13 +315,16 @@ round_ratio() { # list a, list b
 LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 START=$(date +%s)
 EXPIRES=
-echo "redis-server on 127.0.0.1:$PORT with $MODULE"
+echo "redis-server on 127.0.0.1:$FG_PORT with $MODULE"
+[[ -n $CELL_MODULE ]] && echo "redis-server on 127.0.0.1:$CELL_PORT with $CELL_MODULE (redis-cell's cases)"
 echo "N=$N ROUNDS=$ROUNDS CLIENTS=$CLIENTS PIPELINE=$PIPELINE KEYSPACE=$KEYSPACE PAIR_OPS=$PAIR_OPS"
 for round in $(seq 1 "$ROUNDS"); do
     echo "round $round"
     for c in "${CASES[@]}"; do
-        run_benchmark "${c%%|*}" "${c#*|}"
+        IFS='|' read -r cname ccmd cserver <<<"$c"
+        run_benchmark "$cname" "$ccmd" "$cserver"
     done
+    PORT=$FG_PORT
     if [[ $PAIRS == 1 ]]; then
         for m in "${PAIR_CASES[@]}"; do
             run_pairs "$m"
@@ -320,6 +375,13 @@ for c in "${CASES[@]}"; do
         "$rs" "$rp" "$rl" "$cpu" "$(ratio "$SET_CPU" "$cpu")" "$(median "${BUSY[$name]}")" "$(median "${CMD[$name]}")" \
         "$(sed 's/ $//' <<<"${OTHERS[$name]}")" "$t"
 done
+if [[ -n $CELL_MODULE ]]; then
+    echo
+    echo "floodgate's CL.THROTTLE over redis-cell's, requests/s per round, median over rounds:"
+    echo "- key expired on every call: $(round_ratio "${RPS[CL.THROTTLE]}" "${RPS[redis-cell CL.THROTTLE]}")x"
+    echo "- key kept: $(round_ratio "${RPS[CL.THROTTLE kept]}" "${RPS[redis-cell CL.THROTTLE kept]}")x"
+    echo "(redis-cell rows: their own server, the same redis-server binary and settings; × SET is against the floodgate server's SET in the same round.)"
+fi
 if [[ $PAIRS == 1 ]]; then
     echo
     echo "redis_pairs, $CLIENTS connections, pipelines of $PIPELINE, $PAIR_OPS operations each (a pair counts once), operations/s;"
