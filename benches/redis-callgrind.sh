@@ -12,6 +12,9 @@
 #   FG_REDIS_MODULE  the module [target/release/libfloodgate_redis.so]
 #   N                measured requests per case [100000]
 #   TOP              module-side functions listed per case [8]
+#   REDIS_CELL       a redis-cell module (libredis_cell.so): afterwards, a
+#                    second server with it counts SET and redis-cell's own
+#                    CL.THROTTLE with the same arguments [unset]
 #
 # Each case runs twice with redis-benchmark (10 clients, pipelines of 16,
 # 1 000 keys): a warm-up of N requests that creates every key, then,
@@ -33,88 +36,120 @@ for tool in redis-server redis-benchmark redis-cli valgrind callgrind_control ca
 done
 [[ -f $MODULE ]] || die "module not found: $MODULE (cargo build --release -p floodgate-redis)"
 MODULE=$(cd "$(dirname "$MODULE")" && pwd)/$(basename "$MODULE")
+CELL_MODULE=${REDIS_CELL:-}
+if [[ -n $CELL_MODULE ]]; then
+    [[ -f $CELL_MODULE ]] || die "REDIS_CELL: no such file: $CELL_MODULE"
+    CELL_MODULE=$(cd "$(dirname "$CELL_MODULE")" && pwd)/$(basename "$CELL_MODULE")
+fi
 [[ $N =~ ^[0-9]+$ && $N -ge 100 ]] || die "N must be an integer >= 100"
 
 shopt -s nullglob
 TMP=$(mktemp -d)
 SERVER_PID=
-cleanup() {
+PORT=
+stop_server() {
     if [[ -n $SERVER_PID ]]; then
         redis-cli -p "$PORT" SHUTDOWN NOSAVE >/dev/null 2>&1 || kill "$SERVER_PID" 2>/dev/null || true
         wait "$SERVER_PID" 2>/dev/null || true
+        SERVER_PID=
     fi
+}
+cleanup() {
+    stop_server
     rm -rf "$TMP"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-PORT=
-for _ in $(seq 1 50); do
-    p=$((20000 + RANDOM % 40000))
-    if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-        PORT=$p
-        break
-    fi
-done
-[[ -n $PORT ]] || die "no free port found"
-
-valgrind --tool=callgrind --callgrind-out-file="$TMP/cg.out" \
-    redis-server --port "$PORT" --bind 127.0.0.1 --save "" --appendonly no \
-    --daemonize no --logfile "$TMP/redis.log" --loadmodule "$MODULE" \
-    >"$TMP/valgrind.log" 2>&1 &
-SERVER_PID=$!
 cli() { redis-cli -p "$PORT" "$@"; }
-for _ in $(seq 1 300); do
-    [[ $(cli PING 2>/dev/null) == PONG ]] && break
-    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$TMP/valgrind.log" >&2; die "redis-server did not start"; }
-    sleep 0.1
-done
-[[ $(cli PING 2>/dev/null) == PONG ]] || die "redis-server does not answer on port $PORT"
-cli MODULE LIST | grep -qx floodgate || die "module not loaded"
 
-CASES=(
-    "SET|SET key:__rand_int__ x"
-    "SET PX|SET ttl:__rand_int__ x PX 3600000"
-    "FG.CHECK|FG.CHECK pipe:__rand_int__ TAILDROP 1000000000 INTERVAL 3600000"
-    "FG.CHECK default|FG.CHECK dflt:__rand_int__ TAILDROP 1000000000"
-    "CL.THROTTLE kept|CL.THROTTLE cellk:__rand_int__ 100 100 60"
-)
+# One redis-server under callgrind, on a free port, writing its dumps to
+# $TMP/<name>/.
+start_server() { # module, name (also its name in MODULE LIST)
+    PORT=
+    local p
+    for _ in $(seq 1 50); do
+        p=$((20000 + RANDOM % 40000))
+        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+            PORT=$p
+            break
+        fi
+    done
+    [[ -n $PORT ]] || die "no free port found"
+    mkdir -p "$TMP/$2"
+    valgrind --tool=callgrind --callgrind-out-file="$TMP/$2/cg.out" \
+        redis-server --port "$PORT" --bind 127.0.0.1 --save "" --appendonly no \
+        --daemonize no --logfile "$TMP/$2/redis.log" --loadmodule "$1" \
+        >"$TMP/$2/valgrind.log" 2>&1 &
+    SERVER_PID=$!
+    for _ in $(seq 1 300); do
+        [[ $(cli PING 2>/dev/null) == PONG ]] && break
+        kill -0 "$SERVER_PID" 2>/dev/null || { cat "$TMP/$2/valgrind.log" >&2; die "redis-server ($2) did not start"; }
+        sleep 0.1
+    done
+    [[ $(cli PING 2>/dev/null) == PONG ]] || die "redis-server ($2) does not answer on port $PORT"
+    cli MODULE LIST | grep -qx "$2" || die "module $2 not loaded"
+}
+
+declare -A TOPS
+ORDER=()
+# Counts each case (name|command) on the running server; $1 names the
+# server's dump folder, $2 the pattern of module-side functions to list.
+measure() { # dump folder, function pattern, cases...
+    local dir=$1 pattern=$2 spec name dump total errors
+    shift 2
+    for spec in "$@"; do
+        name=${spec%%|*}
+        read -r -a cmd <<<"${spec#*|}"
+        bench() {
+            redis-benchmark -p "$PORT" -c 10 -P 16 -r 1000 -n "$N" -q "${cmd[@]}" >/dev/null \
+                || die "redis-benchmark failed on $name"
+        }
+        bench
+        callgrind_control -z "$SERVER_PID" >/dev/null 2>&1
+        bench
+        local -a dumps now
+        dumps=("$TMP/$dir"/cg.out.*)
+        callgrind_control -d "$SERVER_PID" >/dev/null 2>&1
+        for _ in $(seq 1 100); do
+            now=("$TMP/$dir"/cg.out.*)
+            ((${#now[@]} > ${#dumps[@]})) && break
+            sleep 0.1
+        done
+        dump=$(ls -t "$TMP/$dir"/cg.out.* | head -1)
+        errors=$(cli INFO stats | tr -d '\r' | awk -F: '$1 == "total_error_replies" {print $2}')
+        [[ $errors == 0 ]] || die "$name: the server replied with errors ($errors)"
+        total=$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1; exit}')
+        [[ $total =~ ^[0-9]+$ ]] || die "$name: no totals in $dump"
+        echo "| $name | $((total / N)) |"
+        ORDER+=("$name")
+        TOPS[$name]=$(callgrind_annotate --inclusive=yes "$dump" 2>/dev/null \
+            | grep -E "^ *[0-9,]+ .*($pattern)" \
+            | head -"$TOP" | sed 's/ \[.*\]//' \
+            | awk -v n="$N" '{gsub(",", "", $1); sub(/^\?\?\?:/, "", $NF); printf "  %7d  %s\n", $1 / n, $NF}' || true)
+    done
+}
 
 echo "# Instructions per request, callgrind, N=$N, $(redis-server --version | awk '{print $3}'), module $(basename "$MODULE")"
 echo
 echo "| case | instructions per request |"
 echo "| --- | --- |"
-declare -A TOPS
-for spec in "${CASES[@]}"; do
-    name=${spec%%|*}
-    read -r -a cmd <<<"${spec#*|}"
-    bench() {
-        redis-benchmark -p "$PORT" -c 10 -P 16 -r 1000 -n "$N" -q "${cmd[@]}" >/dev/null \
-            || die "redis-benchmark failed on $name"
-    }
-    bench
-    callgrind_control -z "$SERVER_PID" >/dev/null 2>&1
-    bench
-    dumps=("$TMP"/cg.out.*)
-    callgrind_control -d "$SERVER_PID" >/dev/null 2>&1
-    for _ in $(seq 1 100); do
-        now=("$TMP"/cg.out.*)
-        ((${#now[@]} > ${#dumps[@]})) && break
-        sleep 0.1
-    done
-    dump=$(ls -t "$TMP"/cg.out.* | head -1)
-    errors=$(cli INFO stats | tr -d '\r' | awk -F: '$1 == "total_error_replies" {print $2}')
-    [[ $errors == 0 ]] || die "$name: the server replied with errors ($errors)"
-    total=$(callgrind_annotate "$dump" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1; exit}')
-    [[ $total =~ ^[0-9]+$ ]] || die "$name: no totals in $dump"
-    echo "| $name | $((total / N)) |"
-    TOPS[$name]=$(callgrind_annotate --inclusive=yes "$dump" 2>/dev/null \
-        | grep -E '^ *[0-9,]+ .*(floodgate|RM_|moduleCreateArgv|lookupCommandByCString)' \
-        | head -"$TOP" | sed 's/ \[.*\]//' \
-        | awk -v n="$N" '{gsub(",", "", $1); sub(/^\?\?\?:/, "", $NF); printf "  %7d  %s\n", $1 / n, $NF}' || true)
-done
-for spec in "${CASES[@]}"; do
-    name=${spec%%|*}
+start_server "$MODULE" floodgate
+measure floodgate 'floodgate|RM_|moduleCreateArgv|lookupCommandByCString' \
+    "SET|SET key:__rand_int__ x" \
+    "SET PX|SET ttl:__rand_int__ x PX 3600000" \
+    "FG.CHECK|FG.CHECK pipe:__rand_int__ TAILDROP 1000000000 INTERVAL 3600000" \
+    "FG.CHECK default|FG.CHECK dflt:__rand_int__ TAILDROP 1000000000" \
+    "CL.THROTTLE kept|CL.THROTTLE cellk:__rand_int__ 100 100 60"
+stop_server
+if [[ -n $CELL_MODULE ]]; then
+    start_server "$CELL_MODULE" redis-cell
+    measure redis-cell 'redis_cell|RM_|Throttle_RedisCommand' \
+        "SET (redis-cell's server)|SET key:__rand_int__ x" \
+        "redis-cell CL.THROTTLE kept|CL.THROTTLE cellk:__rand_int__ 100 100 60"
+    stop_server
+fi
+for name in "${ORDER[@]}"; do
     [[ -n ${TOPS[$name]} ]] || continue
     echo
     echo "$name, module side (inclusive, per request):"
