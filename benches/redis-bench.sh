@@ -39,6 +39,8 @@
 #     INCR ctr:R                                     the first half of mod_hiredis's own form
 #     FG.USAGE none:R                                a missing key: the module's floor
 #                                                    (dispatch, arguments, open key, reply)
+#     with REDIS_CELL, on redis-cell's own server instead:
+#     CL.THROTTLE cell:R 100 1000000 1, CL.THROTTLE cellk:R 100 100 60
 #   redis_pairs (one client thread, CLIENTS connections, pipelines of PIPELINE):
 #     set-get          SET then GET of the same keys (the baseline pair)
 #     acquire-release  FG.ACQUIRE k 1000000, then FG.RELEASE k <lease>
