@@ -69,6 +69,8 @@ STRICT=${STRICT:-0}
 CELL_MODULE=${REDIS_CELL:-}
 
 die() { echo "redis-bench.sh: $*" >&2; exit 1; }
+# shellcheck source=benches/redis-lib.sh
+. "$ROOT/benches/redis-lib.sh"
 
 for tool in redis-server redis-benchmark redis-cli awk; do
     command -v "$tool" >/dev/null || die "$tool not found (Debian: apt-get install redis-server redis-tools)"
@@ -104,19 +106,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# A free port: nothing answers on it.
-free_port() {
-    local p
-    for _ in $(seq 1 50); do
-        p=$((20000 + RANDOM % 40000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            echo "$p"
-            return 0
-        fi
-    done
-    return 1
-}
-
 # The commands of every case go to $PORT (the floodgate server, or the
 # redis-cell server for its cases).
 cli() { redis-cli -p "$PORT" "$@"; }
@@ -127,13 +116,7 @@ start_server() { # port, module, log name, module name in MODULE LIST
         --daemonize no --logfile "$TMP/$3.log" --loadmodule "$2" &
     pid=$!
     SERVER_PIDS+=("$pid")
-    for _ in $(seq 1 100); do
-        [[ $(redis-cli -p "$port" PING 2>/dev/null) == PONG ]] && break
-        kill -0 "$pid" 2>/dev/null || { cat "$TMP/$3.log" >&2; die "redis-server ($3) did not start"; }
-        sleep 0.1
-    done
-    [[ $(redis-cli -p "$port" PING 2>/dev/null) == PONG ]] || { cat "$TMP/$3.log" >&2; die "redis-server ($3) does not answer on port $port"; }
-    redis-cli -p "$port" MODULE LIST | grep -qx "$4" || die "module $4 not loaded on port $port"
+    await_server "$port" "$pid" "$TMP/$3.log" "$4" 100
 }
 
 FG_PORT=$(free_port) || die "no free port found"

@@ -31,6 +31,8 @@ N=${N:-100000}
 TOP=${TOP:-8}
 
 die() { echo "redis-callgrind.sh: $*" >&2; exit 1; }
+# shellcheck source=benches/redis-lib.sh
+. "$ROOT/benches/redis-lib.sh"
 for tool in redis-server redis-benchmark redis-cli valgrind callgrind_control callgrind_annotate; do
     command -v "$tool" >/dev/null || die "$tool not found (Debian: apt-get install redis-server redis-tools valgrind)"
 done
@@ -66,29 +68,14 @@ cli() { redis-cli -p "$PORT" "$@"; }
 # One redis-server under callgrind, on a free port, writing its dumps to
 # $TMP/<name>/.
 start_server() { # module, name (also its name in MODULE LIST)
-    PORT=
-    local p
-    for _ in $(seq 1 50); do
-        p=$((20000 + RANDOM % 40000))
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-            PORT=$p
-            break
-        fi
-    done
-    [[ -n $PORT ]] || die "no free port found"
+    PORT=$(free_port) || die "no free port found"
     mkdir -p "$TMP/$2"
     valgrind --tool=callgrind --callgrind-out-file="$TMP/$2/cg.out" \
         redis-server --port "$PORT" --bind 127.0.0.1 --save "" --appendonly no \
         --daemonize no --logfile "$TMP/$2/redis.log" --loadmodule "$1" \
         >"$TMP/$2/valgrind.log" 2>&1 &
     SERVER_PID=$!
-    for _ in $(seq 1 300); do
-        [[ $(cli PING 2>/dev/null) == PONG ]] && break
-        kill -0 "$SERVER_PID" 2>/dev/null || { cat "$TMP/$2/valgrind.log" >&2; die "redis-server ($2) did not start"; }
-        sleep 0.1
-    done
-    [[ $(cli PING 2>/dev/null) == PONG ]] || die "redis-server ($2) does not answer on port $PORT"
-    cli MODULE LIST | grep -qx "$2" || die "module $2 not loaded"
+    await_server "$PORT" "$SERVER_PID" "$TMP/$2/valgrind.log" "$2" 300
 }
 
 declare -A TOPS
