@@ -40,7 +40,6 @@ use crate::pipe::core_err;
 use crate::value::Value;
 
 const SECOND: u64 = 1_000_000_000;
-
 const MILLISECOND: u64 = 1_000_000;
 
 /// redis-cell's rounding of a duration to seconds: whole seconds, plus one
@@ -108,7 +107,7 @@ mod tests {
     use super::*;
     use crate::cmd::Ids;
 
-    const MS: u64 = 1_000_000;
+    const MS: u64 = MILLISECOND;
 
     /// redis-cell's own case table (limit 5, one per second): quantity,
     /// time offset, then limited, remaining, retry_after, reset_after as
